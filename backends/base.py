@@ -79,10 +79,11 @@ class Choice:
 
 @dataclass(slots=True)
 class Completion:
-    """A finished, non-streaming generation."""
+    """A finished, non-streaming generation. ``usage`` is None when the backend
+    reported none (the gateway then estimates it and flags the record)."""
 
     choices: list[Choice]
-    usage: Usage
+    usage: Usage | None
 
 
 @dataclass(slots=True)
