@@ -1,0 +1,156 @@
+"""Deterministic text for the simulated backend: tokenizer, chat template, generator.
+
+Nothing here is a real model. The tokenizer splits text into word pieces (at most
+six word characters, or one punctuation mark, with the whitespace before it); the
+generator draws pieces of that same shape from a fixed vocabulary, so counting a
+generated text with :func:`count_tokens` gives back the number of tokens generated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>")
+_TOKEN = re.compile(
+    # whitespace before a special token is its own token, so markers always count as one
+    "|".join(re.escape(t) for t in _SPECIAL_TOKENS) + r"|\s*(?:\w{1,6}|(?!<\|im_(?:start|end)\|>)[^\w\s])|\s+"
+)
+
+#: the generator's vocabulary: words of at most six letters, so each is one token
+_WORDS = (
+    "the", "a", "model", "token", "chip", "router", "node", "batch", "cache", "vector",
+    "of", "to", "and", "in", "is", "runs", "serves", "fast", "cheap", "memory",
+    "queue", "step", "prompt", "answer", "engine", "kernel", "tensor", "layer", "weight", "graph",
+    "we", "it", "each", "every", "more", "less", "than", "with", "on", "for",
+    "time", "cost", "price", "tenant", "proxy", "stream", "signal", "value", "good", "simple",
+)
+_PUNCTUATION = (",", ".")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into the double's tokens; ``"".join(tokenize(t)) == t``."""
+    return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    """Number of the double's tokens in ``text``."""
+    return sum(1 for _ in _TOKEN.finditer(text))
+
+
+def render_chat(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Render chat messages with a ChatML-like template, ending with the assistant's turn."""
+    parts = []
+    for message in messages:
+        role = str(message.get("role", "user"))
+        parts.append(f"<|im_start|>{role}\n{_content_text(message.get('content'))}<|im_end|>\n")
+    parts.append("<|im_start|>assistant\n")
+    return "".join(parts)
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        # OpenAI content parts; non-text parts count as a placeholder word
+        return "".join(
+            str(part.get("text", "")) if part.get("type") == "text" else f"[{part.get('type')}]"
+            for part in content
+            if isinstance(part, Mapping)
+        )
+    return str(content)
+
+
+def seeded_rng(*parts: object) -> random.Random:
+    """A random generator seeded from the given parts (stable across processes)."""
+    digest = hashlib.sha256("\x1f".join(repr(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+def natural_length(rng: random.Random, *, low: int = 16, high: int = 200) -> int:
+    """How many tokens the double would generate if nothing stopped it."""
+    return rng.randint(low, high)
+
+
+def draft_tokens(rng: random.Random, count: int) -> list[str]:
+    """``count`` generated tokens: words, with a comma or full stop now and then."""
+    tokens: list[str] = []
+    for i in range(count):
+        if i > 0 and tokens[-1] not in _PUNCTUATION and rng.random() < 0.12:
+            tokens.append(rng.choice(_PUNCTUATION))
+        else:
+            word = rng.choice(_WORDS)
+            tokens.append(word if i == 0 else " " + word)
+    return tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Drafted:
+    """What one choice will emit: one text delta per generated token, and why it ends."""
+
+    tokens: tuple[str, ...]
+    deltas: tuple[str, ...]
+    finish_reason: str
+
+    @property
+    def text(self) -> str:
+        return "".join(self.deltas)
+
+
+def draft_choice(rng: random.Random, *, max_tokens: int, stop: Sequence[str] | str) -> Drafted:
+    """Draft one choice: natural length, capped at ``max_tokens``, cut at the first stop string.
+
+    The text is a prefix of what the same ``rng`` gives with no cap and no stop, so the
+    same seed gives the same words whatever the limits. A stop string is not included;
+    the token that completed it still counts as generated.
+    """
+    natural = natural_length(rng)
+    tokens = draft_tokens(rng, min(natural, max_tokens))
+    finish = "length" if max_tokens < natural else "stop"
+    offsets = [0]
+    for token in tokens:
+        offsets.append(offsets[-1] + len(token))
+    full = "".join(tokens)
+    stops = [stop] if isinstance(stop, str) else [s for s in stop if s]
+    if stops:
+        cut = _first_stop(full, offsets, stops)
+        if cut is not None:
+            end_token, cut_at = cut
+            tokens = tokens[: end_token + 1]
+            deltas = tuple(
+                full[min(offsets[i], cut_at) : min(offsets[i + 1], cut_at)] for i in range(len(tokens))
+            )
+            return Drafted(tuple(tokens), deltas, "stop")
+    return Drafted(tuple(tokens), tuple(tokens), finish)
+
+
+def _first_stop(full: str, offsets: list[int], stops: list[str]) -> tuple[int, int] | None:
+    """(index of the token that completes the earliest stop string, where the text is cut)."""
+    best: tuple[int, int] | None = None
+    for s in stops:
+        pos = full.find(s)
+        if pos < 0:
+            continue
+        end = pos + len(s)
+        # the token whose text reaches the end of the stop string completes it
+        token = next(i for i in range(len(offsets) - 1) if offsets[i + 1] >= end)
+        if best is None or (token, pos) < best:
+            best = (token, pos)
+    return best
+
+
+def fake_logprobs(rng: random.Random, token: str, top: int) -> tuple[float, list[tuple[str, float]]]:
+    """A made-up logprob for ``token`` and ``top`` alternatives, the token first."""
+    chosen = -round(rng.uniform(0.001, 2.0), 4)
+    alternatives = [(token, chosen)]
+    last = chosen
+    for word in rng.sample(_WORDS, k=min(max(top - 1, 0), len(_WORDS))):
+        last = round(last - rng.uniform(0.05, 1.5), 4)
+        alternatives.append((" " + word, last))
+    return chosen, alternatives[: max(top, 0)]

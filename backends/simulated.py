@@ -1,0 +1,397 @@
+"""The ``simulated`` backend: a labelled test double of a replica on a chip we don't have.
+
+It runs a :class:`~backends.chips.ChipProfile` as a continuous-batching engine: one
+scheduler task per backend runs steps; each step every running sequence (at most
+``profile.max_batch``; the rest wait in FIFO order) gets one token, and lasts the
+profile's decode step time for that batch plus the prefill of the prompts admitted
+in it (a chunked-prefill simplification). A sequence's first token arrives at the
+end of the step it joined, so TTFT and TPOT under load come out of the batching.
+Text is deterministic nonsense from :mod:`backends.sim_text`; usage is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.base import (
+    BackendError,
+    Choice,
+    ChoiceDelta,
+    Completion,
+    EngineStats,
+    GenerationRequest,
+    ReplicaUnavailable,
+    StreamChunk,
+    UpstreamRejected,
+    Usage,
+)
+from backends.chips import ChipProfile
+from backends.sim_text import Drafted, count_tokens, draft_choice, fake_logprobs, render_chat, seeded_rng
+
+#: completion cap when the request sets no max_tokens
+DEFAULT_MAX_TOKENS = 512
+#: KV capacity of a replica, in tokens per batch slot
+KV_TOKENS_PER_SLOT = 2048
+
+
+@dataclass(eq=False, slots=True)
+class _Run:
+    """One request in the engine: its sequences and the queue its consumer reads."""
+
+    kind: str
+    prompt_tokens: int
+    events: asyncio.Queue[list[ChoiceDelta]] = field(default_factory=asyncio.Queue)
+    sequences: list[_Sequence] = field(default_factory=list)
+    error: BackendError | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Sequence:
+    """One choice being generated, one token per engine step."""
+
+    run: _Run
+    index: int
+    draft: Drafted
+    #: prompt tokens this sequence prefills and holds (the first choice of a request only)
+    prompt_tokens: int
+    top_logprobs: int | None  # None: no logprobs asked
+    logprob_rng: Any = None
+    emitted: int = 0
+    text_offset: int = 0
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.prompt_tokens + self.emitted
+
+    def next_delta(self) -> ChoiceDelta:
+        i = self.emitted
+        self.emitted += 1
+        last = self.emitted == len(self.draft.deltas)
+        text = self.draft.deltas[i]
+        logprobs = self._logprobs(self.draft.tokens[i]) if self.top_logprobs is not None else None
+        self.text_offset += len(text)
+        return ChoiceDelta(
+            index=self.index,
+            text=text,
+            finish_reason=self.draft.finish_reason if last else None,
+            tokens=1,
+            logprobs=logprobs,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.emitted >= len(self.draft.deltas)
+
+    def _logprobs(self, token: str) -> dict[str, Any]:
+        chosen, top = fake_logprobs(self.logprob_rng, token, self.top_logprobs or 0)
+        if self.run.kind == "chat":
+            return {
+                "content": [
+                    {
+                        "token": token,
+                        "logprob": chosen,
+                        "bytes": list(token.encode()),
+                        "top_logprobs": [
+                            {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top
+                        ],
+                    }
+                ]
+            }
+        return {
+            "tokens": [token],
+            "token_logprobs": [chosen],
+            "top_logprobs": [dict(top)] if top else None,
+            "text_offset": [self.text_offset],
+        }
+
+
+class SimulatedBackend:
+    """TEST DOUBLE, not a model: simulates a vLLM replica with a chip's published profile.
+
+    Waits for real (``asyncio.sleep``, times multiplied by ``time_scale``), batches
+    like vLLM, answers deterministic filler text with exact usage. Faults can be
+    injected with :meth:`kill`, :meth:`revive` and :meth:`fail_next`.
+    """
+
+    #: this backend is a test double; reports and /admin must say so
+    simulated = True
+    accepts_extra = False
+
+    def __init__(
+        self, profile: ChipProfile, served_model: str, *, time_scale: float = 1.0, seed: int = 0
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        self.profile = profile
+        self.served_model = served_model
+        self.time_scale = time_scale
+        self.seed = seed
+        self.kv_capacity_tokens = profile.max_batch * KV_TOKENS_PER_SLOT
+        self._running: list[_Sequence] = []
+        self._waiting: deque[_Sequence] = deque()
+        self._wakeup = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self._killed = False
+        self._faults: deque[BackendError] = deque()
+        #: the exception that stopped the scheduler, if a bug did (health() is then False)
+        self.crash: BaseException | None = None
+
+    @property
+    def label(self) -> str:
+        """How to show this replica's engine: always says it is simulated."""
+        return f"simulated {self.profile.name}"
+
+    def __repr__(self) -> str:
+        return f"SimulatedBackend({self.profile.name!r}, {self.served_model!r}, time_scale={self.time_scale})"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the scheduler task (idempotent)."""
+        if self._scheduler is None or self._scheduler.done():
+            self._scheduler = asyncio.create_task(self._schedule(), name=f"sim-{self.profile.name}")
+
+    async def close(self) -> None:
+        """Stop the scheduler; in-flight requests end with ReplicaUnavailable."""
+        task, self._scheduler = self._scheduler, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._fail_all("simulated replica closed")
+
+    async def __aenter__(self) -> SimulatedBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def health(self) -> bool:
+        """True while started, not killed, and the scheduler is alive."""
+        return self._serving()
+
+    def stats(self) -> EngineStats:
+        """Running and waiting sequences, and KV tokens held / capacity."""
+        held = sum(s.kv_tokens for s in self._running)
+        return EngineStats(
+            running=len(self._running),
+            waiting=len(self._waiting),
+            kv_cache_usage=min(1.0, held / self.kv_capacity_tokens),
+        )
+
+    # -- fault injection (tests) -------------------------------------------------
+
+    def kill(self) -> None:
+        """Make the replica dead: health() False; in-flight and new requests fail."""
+        self._killed = True
+        self._fail_all("simulated replica killed")
+
+    def revive(self) -> None:
+        """Undo :meth:`kill`."""
+        self._killed = False
+
+    def fail_next(self, n: int = 1, exc: BackendError | type[BackendError] | None = None) -> None:
+        """Make the next ``n`` requests raise ``exc`` (default ReplicaUnavailable) before any token."""
+        for _ in range(n):
+            if exc is None:
+                self._faults.append(ReplicaUnavailable("injected failure (simulated)"))
+            elif isinstance(exc, type):
+                self._faults.append(exc("injected failure (simulated)"))
+            else:
+                self._faults.append(exc)
+
+    # -- requests ----------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        """Run a request to completion (same engine path as :meth:`stream`)."""
+        texts: dict[int, list[str]] = {}
+        finish: dict[int, str | None] = {}
+        logprobs: dict[int, list[Any]] = {}
+        usage = Usage()
+        async with contextlib.aclosing(self.stream(request)) as chunks:
+            async for chunk in chunks:
+                for delta in chunk.deltas:
+                    texts.setdefault(delta.index, []).append(delta.text)
+                    if delta.finish_reason is not None:
+                        finish[delta.index] = delta.finish_reason
+                    if delta.logprobs is not None:
+                        logprobs.setdefault(delta.index, []).append(delta.logprobs)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+        choices = [
+            Choice(
+                index=i,
+                text="".join(texts[i]),
+                finish_reason=finish.get(i),
+                logprobs=_merge_logprobs(logprobs[i]) if i in logprobs else None,
+            )
+            for i in sorted(texts)
+        ]
+        return Completion(choices=choices, usage=usage)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
+        """Yield one chunk per engine step (a delta per choice, one token each); the last has usage.
+
+        Closing the iterator early takes the request's sequences out of the batch at once.
+        """
+        run = self._submit(request)
+        try:
+            unfinished = len(run.sequences)
+            completion_tokens = 0
+            while unfinished:
+                deltas = await run.events.get()
+                if run.error is not None:
+                    raise run.error
+                completion_tokens += sum(d.tokens or 0 for d in deltas)
+                unfinished -= sum(1 for d in deltas if d.finish_reason is not None)
+                usage = None
+                if not unfinished:
+                    usage = Usage(prompt_tokens=run.prompt_tokens, completion_tokens=completion_tokens)
+                yield StreamChunk(deltas=deltas, usage=usage)
+        finally:
+            self._withdraw(run)
+
+    def _submit(self, request: GenerationRequest) -> _Run:
+        if not self._serving():
+            state = "killed" if self._killed else "not running"
+            raise ReplicaUnavailable(f"simulated replica ({self.profile.name}) is {state}")
+        if self._faults:
+            raise self._faults.popleft()
+        prompt_text, prompt_tokens = self._prompt(request)
+        sampling = request.sampling
+        if sampling.n < 1:
+            raise UpstreamRejected("n must be at least 1", param="n")
+        if sampling.max_tokens is not None and sampling.max_tokens < 1:
+            raise UpstreamRejected("max_tokens must be at least 1", param="max_tokens")
+        cap = DEFAULT_MAX_TOKENS if sampling.max_tokens is None else sampling.max_tokens
+        asked_logprobs = sampling.logprobs or sampling.top_logprobs is not None
+        run = _Run(kind=request.kind, prompt_tokens=prompt_tokens)
+        for index in range(sampling.n):
+            rng = seeded_rng(self.seed, sampling.seed, prompt_text, index)
+            draft = draft_choice(rng, max_tokens=cap, stop=sampling.stop)
+            run.sequences.append(
+                _Sequence(
+                    run=run,
+                    index=index,
+                    draft=draft,
+                    prompt_tokens=prompt_tokens if index == 0 else 0,
+                    top_logprobs=(sampling.top_logprobs or 0) if asked_logprobs else None,
+                    logprob_rng=seeded_rng("logprobs", self.seed, sampling.seed, prompt_text, index)
+                    if asked_logprobs
+                    else None,
+                )
+            )
+        self._waiting.extend(run.sequences)
+        self._wakeup.set()
+        return run
+
+    def _prompt(self, request: GenerationRequest) -> tuple[str, int]:
+        """The prompt as text (for seeding) and its token count, after the chat template."""
+        if request.model != self.served_model:
+            raise UpstreamRejected(
+                f"model {request.model!r} is not served here (serving {self.served_model!r})",
+                status=404,
+                param="model",
+            )
+        if request.kind == "chat":
+            if not request.messages:
+                raise UpstreamRejected("messages must not be empty", param="messages")
+            text = render_chat(request.messages)
+            return text, count_tokens(text)
+        if request.prompt is None:
+            raise UpstreamRejected("prompt is required", param="prompt")
+        if isinstance(request.prompt, str):
+            return request.prompt, count_tokens(request.prompt)
+        return ",".join(str(t) for t in request.prompt), len(request.prompt)
+
+    # -- the engine --------------------------------------------------------------
+
+    def _serving(self) -> bool:
+        return not self._killed and self._scheduler is not None and not self._scheduler.done()
+
+    async def _schedule(self) -> None:
+        """The engine loop: admit, sleep one step, hand every running sequence a token."""
+        try:
+            while True:
+                if not self._running and not self._waiting:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                prefill_tokens = self._admit()
+                if not self._running:
+                    continue
+                step_s = self.profile.step_time_s(len(self._running))
+                step_s += self.profile.prefill_time_s(prefill_tokens)
+                await asyncio.sleep(step_s * self.time_scale)
+                self._advance()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # a bug in the double must fail its callers, not leave them waiting forever
+            self.crash = exc
+            self._fail_all(f"simulated engine crashed: {exc!r}")
+
+    def _admit(self) -> int:
+        """Move waiting sequences into the batch (FIFO) while slots and KV allow."""
+        held = sum(s.kv_tokens for s in self._running)
+        prefill = 0
+        while self._waiting and len(self._running) < self.profile.max_batch:
+            seq = self._waiting[0]
+            # an empty batch always admits, so one huge prompt cannot stall the engine
+            if self._running and held + seq.prompt_tokens > self.kv_capacity_tokens:
+                break
+            self._waiting.popleft()
+            self._running.append(seq)
+            held += seq.prompt_tokens
+            prefill += seq.prompt_tokens
+        return prefill
+
+    def _advance(self) -> None:
+        """End of a step: one token for every running sequence, one chunk per request."""
+        chunks: dict[_Run, list[ChoiceDelta]] = {}
+        still_running = []
+        for seq in self._running:
+            chunks.setdefault(seq.run, []).append(seq.next_delta())
+            if not seq.done:
+                still_running.append(seq)
+        self._running = still_running
+        for run, deltas in chunks.items():
+            run.events.put_nowait(deltas)
+
+    def _withdraw(self, run: _Run) -> None:
+        """Take a request's sequences out of the engine (finished, closed early, or failed)."""
+        if any(s.run is run for s in self._running):
+            self._running = [s for s in self._running if s.run is not run]
+        if any(s.run is run for s in self._waiting):
+            self._waiting = deque(s for s in self._waiting if s.run is not run)
+
+    def _fail_all(self, message: str) -> None:
+        """Fail every in-flight request at once with ReplicaUnavailable."""
+        runs = {s.run: None for s in (*self._running, *self._waiting)}
+        self._running = []
+        self._waiting.clear()
+        for run in runs:
+            run.error = ReplicaUnavailable(message)
+            # wake the consumer; it checks ``error`` before reading the deltas
+            run.events.put_nowait([])
+
+
+def _merge_logprobs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Join per-token logprobs of a choice into one OpenAI-shaped object."""
+    if "content" in parts[0]:
+        return {"content": [entry for p in parts for entry in p["content"]]}
+    merged: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for p in parts:
+        merged["tokens"] += p["tokens"]
+        merged["token_logprobs"] += p["token_logprobs"]
+        merged["text_offset"] += p["text_offset"]
+        merged["top_logprobs"] += p["top_logprobs"] or [None]
+    if all(t is None for t in merged["top_logprobs"]):
+        merged["top_logprobs"] = None
+    return merged
