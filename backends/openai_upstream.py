@@ -1,0 +1,306 @@
+"""Backend for any OpenAI-compatible server: `vllm serve` on any chip, SGLang, llama.cpp.
+
+One pooled keep-alive aiohttp session per replica; streams pass through chunk by
+chunk; upstream failures become the typed errors of ``backends.base``. A vLLM
+upstream's ``/metrics`` is scraped on an interval for routing telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from backends.base import (
+    BackendError,
+    Choice,
+    ChoiceDelta,
+    Completion,
+    EngineStats,
+    GenerationRequest,
+    ReplicaUnavailable,
+    StreamChunk,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    Usage,
+)
+from backends.vllm_metrics import parse_vllm_metrics
+
+_CLIENT_ERRORS = {400, 404, 409, 413, 422}
+
+
+def request_body(request: GenerationRequest, upstream_model: str, *, stream: bool) -> dict[str, Any]:
+    """The OpenAI JSON body for a request; only parameters that were set are sent."""
+    s = request.sampling
+    body: dict[str, Any] = {"model": upstream_model}
+    if request.kind == "chat":
+        body["messages"] = request.messages
+        if s.max_tokens is not None:
+            body["max_tokens"] = s.max_tokens
+        if s.logprobs:
+            body["logprobs"] = True
+            if s.top_logprobs is not None:
+                body["top_logprobs"] = s.top_logprobs
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.tools is not None:
+            body["tools"] = request.tools
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+    else:
+        body["prompt"] = request.prompt
+        body["max_tokens"] = s.max_tokens
+        if s.logprobs:
+            body["logprobs"] = s.top_logprobs or 0
+    for name in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+        value = getattr(s, name)
+        if value is not None:
+            body[name] = value
+    if s.n != 1:
+        body["n"] = s.n
+    if s.stop:
+        body["stop"] = list(s.stop)
+    if request.user is not None:
+        body["user"] = request.user
+    body.update(request.extra)
+    if stream:
+        body["stream"] = True
+        # always ask for usage: the engine's count is what we bill
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(data: dict[str, Any] | None) -> Usage | None:
+    if not data:
+        return None
+    details = data.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(data.get("prompt_tokens") or 0),
+        completion_tokens=int(data.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def _error_message(payload: bytes) -> tuple[str, str | None]:
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        data = orjson.loads(payload)
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err), err.get("param")
+        return str(err), None
+    return payload[:500].decode(errors="replace"), None
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("retry-after")
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, float(value))
+    return None
+
+
+class OpenAIUpstreamBackend:
+    """A replica reached over HTTP at an OpenAI-compatible ``/v1`` URL."""
+
+    accepts_extra = True
+
+    def __init__(
+        self,
+        replica_id: str,
+        url: str,
+        upstream_model: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 600.0,
+        connect_timeout_s: float = 3.0,
+        metrics_url: str | None = None,
+        metrics_interval_s: float = 2.0,
+    ) -> None:
+        self.replica_id = replica_id
+        self._base = url.rstrip("/")
+        self._model = upstream_model
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self._health_timeout = aiohttp.ClientTimeout(total=max(connect_timeout_s, 2.0))
+        self._metrics_url = metrics_url or (self._base.removesuffix("/v1") + "/metrics")
+        self._metrics_interval = metrics_interval_s
+        self._session: aiohttp.ClientSession | None = None
+        self._scraper: asyncio.Task[None] | None = None
+        self._stats = EngineStats()
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+        )
+        self._scraper = asyncio.create_task(self._scrape_loop(), name=f"metrics-{self.replica_id}")
+
+    async def close(self) -> None:
+        if self._scraper is not None:
+            self._scraper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scraper
+        if self._session is not None:
+            await self._session.close()
+
+    def _url(self, request: GenerationRequest) -> str:
+        return self._base + ("/chat/completions" if request.kind == "chat" else "/completions")
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            raise ReplicaUnavailable(f"replica {self.replica_id} is not started")
+        return self._session
+
+    async def _post(self, request: GenerationRequest, *, stream: bool) -> aiohttp.ClientResponse:
+        session = self._require_session()
+        payload = orjson.dumps(request_body(request, self._model, stream=stream))
+        try:
+            response = await session.post(self._url(request), data=payload, headers=self._headers)
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(f"replica {self.replica_id} timed out") from None
+        except aiohttp.ClientError as exc:
+            raise ReplicaUnavailable(f"replica {self.replica_id} is unreachable: {exc.__class__.__name__}") from None
+        if response.status == 200:
+            return response
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            raw = b""
+        finally:
+            response.release()
+        raise self._status_error(response.status, raw, response.headers)
+
+    def _status_error(self, status: int, raw: bytes, headers: Any) -> BackendError:
+        message, param = _error_message(raw)
+        if status == 429:
+            return UpstreamRateLimited(f"replica {self.replica_id} is busy: {message}", retry_after=_retry_after(headers))
+        if status in _CLIENT_ERRORS:
+            return UpstreamRejected(message, status=400 if status == 422 else status, param=param)
+        if status in (401, 403):
+            # the gateway's own upstream credentials are wrong: an operator problem, not the client's
+            return ReplicaUnavailable(f"replica {self.replica_id} refused the gateway's credentials")
+        if status == 504:
+            return UpstreamTimeout(f"replica {self.replica_id} timed out upstream")
+        return ReplicaUnavailable(
+            f"replica {self.replica_id} answered {status}: {message}", retry_after=_retry_after(headers)
+        )
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        response = await self._post(request, stream=False)
+        try:
+            raw = await response.read()
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(f"replica {self.replica_id} timed out") from None
+        except aiohttp.ClientError:
+            raise ReplicaUnavailable(f"replica {self.replica_id} dropped the connection") from None
+        finally:
+            response.release()
+        try:
+            data = orjson.loads(raw)
+            choices = [self._choice(request, c) for c in data["choices"]]
+        except (ValueError, KeyError, TypeError):
+            raise ReplicaUnavailable(f"replica {self.replica_id} sent a malformed response") from None
+        return Completion(choices=choices, usage=_usage(data.get("usage")))
+
+    @staticmethod
+    def _choice(request: GenerationRequest, c: dict[str, Any]) -> Choice:
+        if request.kind == "chat":
+            message = c.get("message") or {}
+            return Choice(
+                index=c.get("index", 0),
+                text=message.get("content") or "",
+                finish_reason=c.get("finish_reason"),
+                logprobs=c.get("logprobs"),
+                tool_calls=message.get("tool_calls") or None,
+            )
+        return Choice(
+            index=c.get("index", 0), text=c.get("text") or "", finish_reason=c.get("finish_reason"), logprobs=c.get("logprobs")
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
+        response = await self._post(request, stream=True)
+        chat = request.kind == "chat"
+        lines = self._sse_lines(response)
+        try:
+            async for line in lines:
+                if line == b"[DONE]":
+                    return
+                try:
+                    data = orjson.loads(line)
+                except ValueError:
+                    raise ReplicaUnavailable(f"replica {self.replica_id} sent a malformed stream event") from None
+                if "error" in data:
+                    message, _ = _error_message(line)
+                    raise ReplicaUnavailable(f"replica {self.replica_id} failed mid-stream: {message}")
+                deltas = []
+                for c in data.get("choices") or ():
+                    if chat:
+                        d = c.get("delta") or {}
+                        text, tool_calls = d.get("content") or "", d.get("tool_calls")
+                    else:
+                        text, tool_calls = c.get("text") or "", None
+                    deltas.append(
+                        ChoiceDelta(
+                            index=c.get("index", 0),
+                            text=text,
+                            finish_reason=c.get("finish_reason"),
+                            logprobs=c.get("logprobs"),
+                            tool_calls=tool_calls,
+                        )
+                    )
+                usage = _usage(data.get("usage"))
+                if deltas or usage is not None:
+                    yield StreamChunk(deltas=deltas, usage=usage)
+            raise ReplicaUnavailable(f"replica {self.replica_id} closed the stream before [DONE]")
+        finally:
+            await lines.aclose()
+            # closing early drops the connection, which makes vLLM abort the request
+            response.close()
+
+    async def _sse_lines(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async for raw in response.content:
+                line = raw.strip()
+                if line.startswith(b"data:"):
+                    yield line[5:].strip()
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(f"replica {self.replica_id} stalled mid-stream") from None
+        except aiohttp.ClientError:
+            raise ReplicaUnavailable(f"replica {self.replica_id} dropped the stream") from None
+
+    async def health(self) -> bool:
+        try:
+            session = self._require_session()
+            async with session.get(self._base + "/models", headers=self._headers, timeout=self._health_timeout) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, BackendError):
+            return False
+
+    def stats(self) -> EngineStats:
+        return self._stats
+
+    async def _scrape_loop(self) -> None:
+        misses = 0
+        while misses < 3:  # not a vLLM upstream (no /metrics): stop asking
+            await asyncio.sleep(self._metrics_interval)
+            try:
+                session = self._require_session()
+                async with session.get(self._metrics_url, timeout=self._health_timeout) as r:
+                    if r.status != 200:
+                        misses += 1
+                        continue
+                    text = await r.text()
+            except (aiohttp.ClientError, asyncio.TimeoutError, BackendError):
+                continue
+            stats = parse_vllm_metrics(text)
+            if stats is None:
+                misses += 1
+            else:
+                misses = 0
+                self._stats = stats

@@ -1,0 +1,81 @@
+"""Small HTTP pieces shared by the routes: bodies, request ids, JSON and error responses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import errors
+from gateway.errors import APIError
+
+log = logging.getLogger("maas.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    """The client's x-request-id when it is sane, else a fresh one."""
+    given = request.headers.get("x-request-id")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return "req_" + uuid.uuid4().hex
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """Read a JSON body, refusing more than ``limit`` bytes without buffering them."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise errors.body_too_large(limit)
+        except ValueError:
+            raise errors.bad_request("Invalid Content-Length header.", code="invalid_request") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.body_too_large(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise errors.bad_request("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.invalid_json(str(exc)) from None
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=dict(headers or {}), media_type="application/json")
+
+
+def error_response(exc: APIError, rid: str | None = None) -> Response:
+    headers = dict(exc.headers)
+    if rid:
+        headers["x-request-id"] = rid
+    return Response(exc.body_bytes(), status_code=exc.status, headers=headers, media_type="application/json")
+
+
+def unexpected_error(exc: BaseException, rid: str | None) -> Response:
+    """Log an unexpected failure with its trace; the client gets a plain 500 body."""
+    log.error("unhandled error in request %s", rid, exc_info=exc)
+    return error_response(errors.internal_error(), rid)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token

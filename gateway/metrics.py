@@ -1,0 +1,127 @@
+"""Prometheus metrics of one gateway instance.
+
+Every app gets its own ``CollectorRegistry`` (no process-global state). Labels
+are bounded sets: model, replica, chip, endpoint, status class, error code,
+policy — never key or tenant ids. Replica and ledger gauges are read at scrape
+time from the live objects, so nothing has to be kept in sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+_FLUSH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+_CIRCUIT = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class _LiveGauges(Collector):
+    """Gauges computed at scrape time from the replica registry and the ledger."""
+
+    def __init__(self, replicas: Callable[[], Iterable[Any]], ledger_depth: Callable[[], int]) -> None:
+        self._replicas = replicas
+        self._ledger_depth = ledger_depth
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        labels = ["replica", "model", "chip"]
+        in_flight = GaugeMetricFamily("maas_replica_in_flight", "Requests in flight on a replica", labels=labels)
+        healthy = GaugeMetricFamily("maas_replica_healthy", "1 if the replica takes traffic", labels=labels)
+        circuit = GaugeMetricFamily(
+            "maas_replica_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=labels
+        )
+        for replica in self._replicas():
+            values = [replica.id, replica.model, replica.chip]
+            in_flight.add_metric(values, replica.telemetry.in_flight)
+            state = str(getattr(replica.breaker.state, "value", replica.breaker.state))
+            healthy.add_metric(values, 0 if (replica.draining or state == "open") else 1)
+            circuit.add_metric(values, _CIRCUIT.get(state, 2))
+        depth = GaugeMetricFamily("maas_ledger_queue_depth", "Usage records waiting for group commit")
+        depth.add_metric([], self._ledger_depth())
+        yield from (in_flight, healthy, circuit, depth)
+
+
+class GatewayMetrics:
+    """The gateway's counters and histograms, registered in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "maas_requests", "Completed API requests", ["endpoint", "model", "replica", "chip", "status_class"], registry=r
+        )
+        self.errors = Counter("maas_errors", "Error responses by code", ["endpoint", "status", "code"], registry=r)
+        self.latency = Histogram(
+            "maas_request_duration_seconds",
+            "End-to-end request latency",
+            ["endpoint", "model", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "maas_time_to_first_token_seconds", "Time to first token", ["model", "chip"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.tpot = Histogram(
+            "maas_time_per_output_token_seconds", "Time per output token", ["model", "chip"], buckets=_TPOT_BUCKETS, registry=r
+        )
+        self.prompt_tokens = Counter("maas_prompt_tokens", "Prompt tokens billed", ["model", "replica", "chip"], registry=r)
+        self.completion_tokens = Counter(
+            "maas_completion_tokens", "Completion tokens billed", ["model", "replica", "chip"], registry=r
+        )
+        self.revenue = Counter("maas_revenue_usd", "Price charged to tenants, USD", ["model", "chip"], registry=r)
+        self.compute_cost = Counter(
+            "maas_compute_cost_usd", "Replica cost attributed to requests, USD", ["model", "replica", "chip"], registry=r
+        )
+        self.overhead = Histogram(
+            "maas_gateway_overhead_seconds",
+            "Time spent in the gateway, upstream excluded",
+            ["endpoint"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "maas_routing_decisions", "Routing decisions", ["policy", "replica", "chip", "reason"], registry=r
+        )
+        self.failovers = Counter("maas_routing_failovers", "Attempts that failed and were retried elsewhere", ["replica", "code"], registry=r)
+        self.rate_limited = Counter("maas_rate_limited", "Requests refused by limits", ["kind"], registry=r)
+        self.ledger_flush = Histogram(
+            "maas_ledger_flush_seconds", "Duration of one ledger group commit", buckets=_FLUSH_BUCKETS, registry=r
+        )
+        self.ledger_batch = Histogram(
+            "maas_ledger_flush_rows", "Rows per ledger group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r
+        )
+
+    def watch(self, replicas: Callable[[], Iterable[Any]], ledger_depth: Callable[[], int]) -> None:
+        self.registry.register(_LiveGauges(replicas, ledger_depth))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # RoutingObserver
+    def decision(self, policy: str, replica: Any, reason: str) -> None:
+        self.decisions.labels(policy, replica.id, replica.chip, reason).inc()
+
+    def attempt_failed(self, replica: Any, error: Any) -> None:
+        self.failovers.labels(replica.id, getattr(error, "code", "error")).inc()
+
+    # ledger flush hook
+    def ledger_flushed(self, rows: int, seconds: float) -> None:
+        self.ledger_flush.observe(seconds)
+        self.ledger_batch.observe(rows)
+
+    def billed(self, model: str, replica: str, chip: str, prompt: int, completion: int, price: Decimal, cost: Decimal) -> None:
+        self.prompt_tokens.labels(model, replica, chip).inc(prompt)
+        self.completion_tokens.labels(model, replica, chip).inc(completion)
+        self.revenue.labels(model, chip).inc(float(price))
+        self.compute_cost.labels(model, replica, chip).inc(float(cost))
