@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +123,13 @@ class SimulatedBackend:
     accepts_extra = False
 
     def __init__(
-        self, profile: ChipProfile, served_model: str, *, time_scale: float = 1.0, seed: int = 0
+        self,
+        profile: ChipProfile,
+        served_model: str,
+        *,
+        time_scale: float = 1.0,
+        seed: int = 0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
@@ -131,6 +137,8 @@ class SimulatedBackend:
         self.served_model = served_model
         self.time_scale = time_scale
         self.seed = seed
+        #: how the engine waits out a step (tests pass a recorder to check step times)
+        self._sleep = sleep
         self.kv_capacity_tokens = profile.max_batch * KV_TOKENS_PER_SLOT
         self._running: list[_Sequence] = []
         self._waiting: deque[_Sequence] = deque()
@@ -328,7 +336,7 @@ class SimulatedBackend:
                     continue
                 step_s = self.profile.step_time_s(len(self._running))
                 step_s += self.profile.prefill_time_s(prefill_tokens)
-                await asyncio.sleep(step_s * self.time_scale)
+                await self._sleep(step_s * self.time_scale)
                 self._advance()
         except asyncio.CancelledError:
             raise
