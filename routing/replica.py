@@ -1,0 +1,88 @@
+"""One model replica as the router sees it: identity, price, backend, live state."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from backends.base import Backend
+from routing.breaker import CircuitBreaker
+from routing.telemetry import ReplicaTelemetry
+
+
+class PerformanceProfile(Protocol):
+    """The part of a chip profile (``backends.chips.ChipProfile``) routing uses."""
+
+    max_batch: int
+
+    def step_time_s(self, batch: int) -> float:
+        """Seconds of one decode step with ``batch`` running sequences."""
+        ...
+
+    def prefill_time_s(self, tokens: int) -> float:
+        """Seconds to prefill ``tokens`` prompt tokens."""
+        ...
+
+
+class Replica:
+    """A replica of one model on one chip, with its telemetry and circuit breaker.
+
+    ``busy_until`` (monotonic seconds) is set from an upstream 429's Retry-After;
+    ``draining`` replicas finish what they have and take nothing new.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        model: str,
+        chip: str,
+        cost_per_hour: Decimal,
+        backend: Backend,
+        *,
+        profile: PerformanceProfile | None,
+        simulated: bool,
+        telemetry: ReplicaTelemetry,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self.id = id
+        self.model = model
+        self.chip = chip
+        self.cost_per_hour = Decimal(cost_per_hour)
+        self.backend = backend
+        self.profile = profile
+        self.simulated = simulated
+        self.telemetry = telemetry
+        self.breaker = breaker
+        self.draining = False
+        self.busy_until = 0.0
+        # float copy for scoring arithmetic; money sums stay in Decimal elsewhere
+        self.cost_per_second = float(self.cost_per_hour) / 3600.0
+
+    def routable(self, now: float) -> bool:
+        """Not draining, breaker allows a request, and not marked busy by a 429."""
+        return not self.draining and now >= self.busy_until and self.breaker.allows(now)
+
+    def available_at(self, now: float) -> float | None:
+        """When this replica may be routable again; None while draining."""
+        if self.draining:
+            return None
+        return max(self.busy_until, self.breaker.available_at(now), now)
+
+    def snapshot(self, now: float | None = None) -> dict[str, object]:
+        """A JSON-able live view for ``/admin/replicas``."""
+        now = self.breaker.now() if now is None else now
+        return {
+            "id": self.id,
+            "model": self.model,
+            "chip": self.chip,
+            "simulated": self.simulated,
+            "cost_per_hour": str(self.cost_per_hour),
+            "routable": self.routable(now),
+            "draining": self.draining,
+            "busy_for_s": round(max(0.0, self.busy_until - now), 3),
+            "breaker": self.breaker.snapshot(now),
+            "telemetry": self.telemetry.snapshot(),
+        }
+
+    def __repr__(self) -> str:
+        return f"Replica({self.id!r}, chip={self.chip!r}, model={self.model!r})"

@@ -1,0 +1,256 @@
+"""The router: pick a replica with the policy, fail over before the first byte.
+
+A retryable :class:`BackendError` before anything reached the caller sends the
+request to another replica (never one already tried), up to
+``routing.max_attempts`` attempts and ``routing.deadline_s`` in total. A 429 marks
+the replica busy for its Retry-After; a rejection (4xx) propagates at once. When
+nothing is routable the router refuses at once with a Retry-After hint rather
+than waiting. After the first chunk of a stream nothing is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backends.base import BackendError, Completion, GenerationRequest, UpstreamTimeout
+from gateway.config import RoutingConfig
+from routing.attempt import Attempt, RoutingObserver
+from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
+from routing.policies.base import Decision, RoutingPolicy
+from routing.preferences import chip_matches
+from routing.registry import ReplicaRegistry
+from routing.replica import Replica
+from routing.route import RouteRequest
+from routing.scorecard import Scorecard
+from routing.stream import RoutedStream, chunk_tokens
+
+__all__ = [
+    "NoReplicaAvailable",
+    "PreferenceUnsatisfiable",
+    "RouteRequest",
+    "Routed",
+    "RoutedStream",
+    "Router",
+    "RoutingObserver",
+    "chunk_tokens",
+]
+
+
+@dataclass(slots=True)
+class Routed:
+    """A finished non-streaming request and where it ran.
+
+    ``ttft_s`` is None (a non-streaming answer has no first token to time);
+    ``replica_seconds`` is this request's share of the replica's busy time.
+    """
+
+    result: Completion
+    replica: Replica
+    attempts: int
+    ttft_s: float | None
+    latency_s: float
+    replica_seconds: float
+
+
+class Router:
+    """Places requests on replicas of the registry using one routing policy."""
+
+    def __init__(
+        self,
+        registry: ReplicaRegistry,
+        policy: RoutingPolicy,
+        config: RoutingConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: RoutingObserver | None = None,
+        scorecard: Scorecard | None = None,
+    ) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.config = config
+        self.scorecard = scorecard if scorecard is not None else Scorecard()
+        self._clock = clock
+        self._observer = observer
+
+    async def generate(self, request: GenerationRequest, route: RouteRequest) -> Routed:
+        """Run a request to completion on some replica, failing over on retryable errors.
+
+        The deadline bounds starting new attempts; a running attempt is bounded
+        by its backend's own timeout (a long answer is not a failure).
+        """
+        started = self._clock()
+        deadline = started + self.config.deadline_s
+        tried: set[str] = set()
+        last_error: BackendError | None = None
+        attempts = 0
+        while attempts < self.config.max_attempts:
+            if attempts and self._clock() >= deadline:
+                break
+            attempt = self._start_attempt(route, tried, last_error)
+            if attempt is None:
+                break
+            attempts += 1
+            try:
+                result = await attempt.replica.backend.generate(request)
+            except BackendError as exc:
+                attempt.failed(exc)
+                if not exc.retryable:
+                    raise
+                last_error = exc
+                continue
+            except asyncio.CancelledError:
+                attempt.abandoned()
+                raise
+            except Exception:
+                attempt.crashed()
+                raise
+            attempt.succeeded(_completion_tokens(result))
+            return Routed(
+                result=result,
+                replica=attempt.replica,
+                attempts=attempts,
+                ttft_s=None,
+                latency_s=self._clock() - started,
+                replica_seconds=attempt.replica_seconds,
+            )
+        assert last_error is not None
+        raise last_error
+
+    async def open_stream(self, request: GenerationRequest, route: RouteRequest) -> RoutedStream:
+        """Start a stream and wait for its first chunk, failing over until one arrives.
+
+        The wait for a first chunk is bounded by what is left of the deadline.
+        """
+        started = self._clock()
+        deadline = started + self.config.deadline_s
+        tried: set[str] = set()
+        last_error: BackendError | None = None
+        attempts = 0
+        while attempts < self.config.max_attempts:
+            remaining = deadline - self._clock()
+            if attempts and remaining <= 0:
+                break
+            attempt = self._start_attempt(route, tried, last_error)
+            if attempt is None:
+                break
+            attempts += 1
+            iterator = attempt.replica.backend.stream(request)
+            try:
+                async with asyncio.timeout(max(0.0, remaining)):
+                    first = await iterator.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except TimeoutError:
+                await _close_quietly(iterator)
+                exc = UpstreamTimeout(
+                    f"replica {attempt.replica.id} sent no first chunk within the routing deadline "
+                    f"({self.config.deadline_s:g} s)"
+                )
+                attempt.failed(exc)
+                last_error = exc
+                continue
+            except BackendError as exc:
+                await _close_quietly(iterator)
+                attempt.failed(exc)
+                if not exc.retryable:
+                    raise
+                last_error = exc
+                continue
+            except asyncio.CancelledError:
+                await _close_quietly(iterator)
+                attempt.abandoned()
+                raise
+            except Exception:
+                await _close_quietly(iterator)
+                attempt.crashed()
+                raise
+            if first is not None:
+                attempt.first_token()
+            return RoutedStream(attempt, attempts, iterator, first, started=started, clock=self._clock)
+        assert last_error is not None
+        raise last_error
+
+    def _start_attempt(
+        self, route: RouteRequest, tried: set[str], last_error: BackendError | None
+    ) -> Attempt | None:
+        """Choose a replica and count the request on it; None when no untried
+        replica is left after a failure (the caller re-raises that failure)."""
+        now = self._clock()
+        candidates = self._candidates(route, now, tried, retrying=last_error is not None)
+        if not candidates:
+            return None
+        decision: Decision = self.policy.choose(candidates, route, now)
+        replica = decision.replica
+        # single-threaded event loop: nothing ran since routable() was checked
+        replica.breaker.acquire(now)
+        tried.add(replica.id)
+        if self._observer is not None:
+            self._observer.decision(self.policy.name, replica, decision.reason)
+        ticket = replica.telemetry.begin(
+            max(0, route.prompt_tokens),
+            max(1, route.n),
+            predicted_ttft_s=decision.predicted_ttft_s,
+            predicted_tpot_s=decision.predicted_tpot_s,
+        )
+        return Attempt(replica, ticket, clock=self._clock, scorecard=self.scorecard, observer=self._observer)
+
+    def _candidates(self, route: RouteRequest, now: float, tried: set[str], *, retrying: bool) -> list[Replica]:
+        replicas = self.registry.for_model(route.model)
+        if not replicas:
+            if retrying:
+                return []
+            raise NoReplicaAvailable(f"no replica serves model {route.model!r}")
+        chips = route.preference.chips
+        if chips:
+            matching = [r for r in replicas if chip_matches(r.chip, chips)]
+            if not matching:
+                if retrying:
+                    return []
+                available = ", ".join(sorted({r.chip for r in replicas}))
+                raise PreferenceUnsatisfiable(
+                    f"no replica of {route.model!r} runs on {', '.join(chips)}; its chips are: {available}",
+                    status=400,
+                )
+        else:
+            matching = replicas
+        candidates = [r for r in matching if r.id not in tried and r.routable(now)]
+        if candidates or retrying:
+            return candidates
+        retry_after = _soonest(matching, now)
+        if chips:
+            raise PreferenceUnsatisfiable(
+                f"no replica of {route.model!r} on {', '.join(chips)} can take a request now",
+                status=503,
+                retry_after=retry_after,
+            )
+        raise NoReplicaAvailable(
+            f"no replica of {route.model!r} can take a request now", retry_after=retry_after
+        )
+
+
+def _soonest(replicas: list[Replica], now: float) -> float | None:
+    """Seconds until the first of ``replicas`` may be routable again (None: never by itself)."""
+    times = [t for r in replicas if (t := r.available_at(now)) is not None]
+    if not times:
+        return None
+    return max(0.0, min(times) - now)
+
+
+def _completion_tokens(result: Completion) -> int:
+    if result.usage is not None:
+        return result.usage.completion_tokens
+    # no engine count: a rough estimate is enough for latency telemetry (not billing)
+    return sum(max(1, len(c.text) // 4) for c in result.choices)
+
+
+async def _close_quietly(iterator: object) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001 - the attempt's own error is what matters
+            pass
+
