@@ -129,14 +129,8 @@ class CompletionService:
                 caller.key, model.name, prompt_tokens=prompt_tokens, max_tokens=max_tokens, n=request.sampling.n
             )
         except RateLimitExceeded as exc:
-            self._metrics.rate_limited.labels(exc.kind).inc()
-            raise APIError(
-                429,
-                exc.message,
-                type=exc.kind,
-                code="rate_limit_exceeded",
-                headers={**exc.headers, "retry-after": str(max(1, round(exc.retry_after)))},
-            ) from None
+            self._metrics.rate_limited.labels(exc.type).inc()
+            raise APIError(429, exc.message, type=exc.type, code=exc.code, headers=exc.headers) from None
         except QuotaExceeded as exc:
             self._metrics.rate_limited.labels("budget").inc()
             raise APIError(429, exc.message, type="insufficient_quota", code="insufficient_quota") from None

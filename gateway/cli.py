@@ -1,0 +1,297 @@
+"""The ``maas`` command: serve, keys, usage, invoice, replicas, scorecard, models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import ConfigError, GatewayConfig, load_config, parse_config
+
+console = Console(stderr=True)
+out = Console()
+
+
+def default_config_text() -> str:
+    return resources.files("gateway").joinpath("default.yaml").read_text()
+
+
+def resolve_config(path: str | None) -> GatewayConfig:
+    if path:
+        return load_config(path)
+    return parse_config(yaml.safe_load(default_config_text()))
+
+
+def _ensure_bundled_model(config: GatewayConfig) -> None:
+    """Convert the bundled model on first start if a replica needs it."""
+    if not any(r.backend == "vllm" and r.engine and not r.engine.model_path for r in config.replicas):
+        return
+    from backends.bundled_model import bundled_model_path
+
+    if bundled_model_path() is None:
+        console.print("[bold]First start:[/bold] preparing the bundled SmolLM2-135M-Instruct model (once, ~1 minute)")
+        _prepare_model()
+
+
+def _prepare_model() -> Path:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from backends.bundled_model import prepare_bundled_model
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("preparing", total=1.0)
+
+        def report(stage: str, fraction: float) -> None:
+            progress.update(task, description=stage, completed=fraction)
+
+        path = prepare_bundled_model(progress=report)
+    console.print(f"model ready at {path}")
+    return path
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.print_config:
+        sys.stdout.write(default_config_text() if not args.config else Path(args.config).read_text())
+        return 0
+    config = resolve_config(args.config)
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    from gateway.server import serve
+
+    if args.workers > 1 and any(r.backend == "vllm" for r in config.replicas):
+        console.print(
+            "[red]--workers > 1 cannot share an in-process vLLM engine.[/red] Run the engine as its own "
+            "server and point a `backend: openai` replica at it."
+        )
+        return 2
+    if args.workers > 1 and config.limits.store == "memory":
+        console.print("[yellow]warning:[/yellow] with `limits: memory` each worker keeps its own limits; use redis://")
+    _ensure_bundled_model(config)
+    return serve(config, config_path=args.config, workers=args.workers, access_log=args.access_log)
+
+
+def _run_db(config: GatewayConfig, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    from billing.database import open_database
+
+    async def main() -> Any:
+        db = await open_database(config.ledger)
+        try:
+            return await action(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    config = resolve_config(args.config)
+    if args.keys_command == "create":
+        budget = Decimal(args.budget_usd) if args.budget_usd is not None else None
+        key, secret = _run_db(
+            config,
+            lambda db: db.keys.create(
+                args.tenant,
+                name=args.name,
+                models=tuple(args.models) if args.models else None,
+                rpm=args.rpm,
+                tpm=args.tpm,
+                concurrent=args.concurrent,
+                budget_usd=budget,
+                budget_period=args.budget_period,
+            ),
+        )
+        console.print(f"created key [bold]{key.id}[/bold] for tenant {key.tenant}; the secret is shown only once:")
+        print(secret)
+        return 0
+    if args.keys_command == "list":
+        keys = _run_db(config, lambda db: db.keys.list(args.tenant))
+        table = Table("id", "tenant", "name", "prefix", "models", "rpm", "tpm", "budget", "revoked")
+        for k in keys:
+            table.add_row(
+                k.id, k.tenant, k.name or "", k.prefix, ",".join(k.models) if k.models else "*",
+                str(k.rpm or ""), str(k.tpm or ""),
+                f"{k.budget_usd}/{k.budget_period}" if k.budget_usd is not None else "",
+                "yes" if k.revoked_at else "",
+            )
+        out.print(table)
+        return 0
+    ok = _run_db(config, lambda db: db.keys.revoke(args.key_id))
+    if not ok:
+        console.print(f"[red]no key {args.key_id}[/red]")
+        return 1
+    console.print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from billing.records import UsageQuery
+
+    config = resolve_config(args.config)
+    query = UsageQuery(
+        tenant=args.tenant, key_id=args.key, model=args.model, chip=args.chip,
+        since=args.since, until=args.until, group_by=tuple(args.group_by.split(",")),
+    )
+    rows = _run_db(config, lambda db: db.ledger.usage(query))
+    data = [r.to_dict() for r in rows]
+    columns = [*query.group_by, "requests", "errors", "prompt_tokens", "completion_tokens", "price_usd", "compute_cost_usd", "margin_usd"]
+    table = Table(*columns)
+    for row in data:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    out.print(table)
+    return 0
+
+
+def cmd_invoice(args: argparse.Namespace) -> int:
+    from billing.prices import PriceBook
+    from billing.reports import invoice
+
+    config = resolve_config(args.config)
+    inv = _run_db(config, lambda db: invoice(db.ledger, PriceBook(config.models), args.tenant, args.month))
+    table = Table("model", "input tok", "cached tok", "output tok", "USD/1M in", "USD/1M cached", "USD/1M out", "amount USD",
+                  title=f"Invoice {args.tenant} {args.month}")
+    for line in inv.lines:
+        table.add_row(
+            line.model, str(line.prompt_tokens - line.cached_tokens), str(line.cached_tokens), str(line.completion_tokens),
+            str(line.input_per_mtok), str(line.cached_input_per_mtok), str(line.output_per_mtok), str(line.amount_usd),
+        )
+    table.add_row("total", "", "", "", "", "", "", str(inv.total_usd), style="bold")
+    out.print(table)
+    return 0
+
+
+def _admin_get(url: str, path: str) -> Any:
+    key = os.environ.get("MAAS_ADMIN_KEY", "")
+    req = urllib.request.Request(url.rstrip("/") + path, headers={"authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        raise SystemExit(f"{exc.code}: {body.decode(errors='replace')}") from None
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"cannot reach the gateway at {url}: {exc.reason}") from None
+
+
+def cmd_replicas(args: argparse.Namespace) -> int:
+    data = _admin_get(args.url, "/admin/replicas")["data"]
+    table = Table("id", "model", "chip", "sim", "$/h", "routable", "circuit", "in flight", "ttft ms", "tpot ms", "err rate")
+    for r in data:
+        t = r.get("telemetry", {})
+        table.add_row(
+            r["id"], r["model"], r["chip"], "yes" if r.get("simulated") else "", r["cost_per_hour"],
+            "yes" if r["routable"] else ("draining" if r.get("draining") else "no"),
+            str(r.get("breaker", {}).get("state", "")), str(t.get("in_flight", "")),
+            _ms(t.get("ttft_s")), _ms(t.get("tpot_s")), f"{t.get('error_rate') or 0:.2f}",
+        )
+    out.print(table)
+    return 0
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    data = _admin_get(args.url, "/admin/scorecard")["data"]
+    columns = ["chip", "requests", "success_rate", "output_tok_s", "ttft_p50_ms", "ttft_p95_ms", "usd_per_mtok_output"]
+    table = Table(*columns, title="Chip scorecard (measured from live traffic)")
+    for row in data:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    out.print(table)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    _prepare_model()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maas", description="maas-gateway: one OpenAI API over many chips")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (no --config: the embedded default, a real model)")
+    serve.add_argument("--config", help="YAML config file")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    serve.add_argument("--access-log", action="store_true")
+    serve.add_argument("--print-config", action="store_true", help="print the config and exit")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys.add_argument("--config")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    create = ksub.add_parser("create")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name")
+    create.add_argument("--models", nargs="+")
+    create.add_argument("--rpm", type=int)
+    create.add_argument("--tpm", type=int)
+    create.add_argument("--concurrent", type=int)
+    create.add_argument("--budget-usd")
+    create.add_argument("--budget-period", choices=["day", "month", "total"], default="month")
+    listing = ksub.add_parser("list")
+    listing.add_argument("--tenant")
+    revoke = ksub.add_parser("revoke")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+
+    usage = sub.add_parser("usage", help="usage report from the ledger")
+    usage.add_argument("--config")
+    for name in ("tenant", "key", "model", "chip"):
+        usage.add_argument(f"--{name}")
+    usage.add_argument("--from", dest="since")
+    usage.add_argument("--to", dest="until")
+    usage.add_argument("--group-by", default="model")
+    usage.set_defaults(func=cmd_usage)
+
+    inv = sub.add_parser("invoice", help="a tenant's invoice for a month")
+    inv.add_argument("--config")
+    inv.add_argument("--tenant", required=True)
+    inv.add_argument("--month", required=True, help="YYYY-MM")
+    inv.set_defaults(func=cmd_invoice)
+
+    for name, func, help_text in (
+        ("replicas", cmd_replicas, "replicas of a running gateway, with live stats"),
+        ("scorecard", cmd_scorecard, "chip scorecard of a running gateway"),
+    ):
+        p = sub.add_parser(name, help=help_text + " (admin key from MAAS_ADMIN_KEY)")
+        p.add_argument("--url", default="http://127.0.0.1:8000")
+        p.set_defaults(func=func)
+
+    models = sub.add_parser("models", help="the bundled model")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("prepare", help="convert the bundled SmolLM2 GGUF into a model directory vLLM loads")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Usage reports over HTTP: filters from the query string, JSON or CSV out."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from billing.records import UsageQuery
+from gateway import errors
+from gateway.http import json_response
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+_FILTERS = ("key", "model", "chip", "from", "to", "group_by", "format", "tenant")
+
+
+async def usage_response(gw: Gateway, request: Request, *, tenant: str | None) -> Response:
+    """``tenant`` set: the caller's own usage (their tenant only, by model and day)."""
+    params = request.query_params
+    unknown = sorted(set(params) - set(_FILTERS))
+    if unknown:
+        raise errors.bad_request(f"Unknown query parameter '{unknown[0]}'.", param=unknown[0])
+    default_group = "model,day" if tenant is not None else "model"
+    group_by = tuple(g for g in (params.get("group_by") or default_group).split(",") if g)
+    try:
+        query = UsageQuery(
+            tenant=tenant if tenant is not None else params.get("tenant"),
+            key_id=params.get("key"),
+            model=params.get("model"),
+            chip=params.get("chip"),
+            since=params.get("from"),
+            until=params.get("to"),
+            group_by=group_by,  # type: ignore[arg-type]
+        )
+        rows = await gw.db.ledger.usage(query)
+    except ValueError as exc:
+        raise errors.bad_request(str(exc), param="group_by" if "group" in str(exc) else "from") from None
+    data = [row.to_dict() for row in rows]
+    if params.get("format") == "csv":
+        return Response(to_csv(data, group_by), media_type="text/csv; charset=utf-8")
+    if params.get("format") not in (None, "json"):
+        raise errors.bad_request("format must be 'json' or 'csv'.", param="format")
+    return json_response({"object": "list", "group_by": list(group_by), "data": data})
+
+
+def to_csv(rows: list[dict], group_by: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    columns = [*group_by] + [c for c in (rows[0] if rows else {}) if c not in group_by]
+    writer = csv.DictWriter(out, fieldnames=columns or list(group_by), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
