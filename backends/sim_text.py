@@ -1,4 +1,5 @@
-"""Deterministic text for the simulated backend: tokenizer, chat template, generator.
+"""Token-level model of the simulated backend: tokenizer, chat template, generator,
+logprobs, prefix cache. All deterministic.
 
 Nothing here is a real model. The tokenizer splits text into word pieces (at most
 six word characters, or one punctuation mark, with the whitespace before it); the
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -154,3 +156,72 @@ def fake_logprobs(rng: random.Random, token: str, top: int) -> tuple[float, list
         last = round(last - rng.uniform(0.05, 1.5), 4)
         alternatives.append((" " + word, last))
     return chosen, alternatives[: max(top, 0)]
+
+
+def chat_logprobs(token: str, chosen: float, top: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """One token's logprobs in the chat API's shape (``{"content": [entry]}``)."""
+    return {
+        "content": [
+            {
+                "token": token,
+                "logprob": chosen,
+                "bytes": list(token.encode()),
+                "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
+            }
+        ]
+    }
+
+
+def completion_logprobs(
+    token: str, chosen: float, top: Sequence[tuple[str, float]], text_offset: int
+) -> dict[str, Any]:
+    """One token's logprobs in the legacy completions API's shape."""
+    return {
+        "tokens": [token],
+        "token_logprobs": [chosen],
+        "top_logprobs": [dict(top)] if top else None,
+        "text_offset": [text_offset],
+    }
+
+
+def merge_logprobs(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Join the per-token logprobs of one choice into one object of the same shape."""
+    if "content" in parts[0]:
+        return {"content": [entry for p in parts for entry in p["content"]]}
+    merged: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for p in parts:
+        merged["tokens"] += p["tokens"]
+        merged["token_logprobs"] += p["token_logprobs"]
+        merged["text_offset"] += p["text_offset"]
+        merged["top_logprobs"] += p["top_logprobs"] or [None]
+    if all(t is None for t in merged["top_logprobs"]):
+        merged["top_logprobs"] = None
+    return merged
+
+
+class PrefixCache:
+    """Automatic prefix caching like vLLM's: full blocks of prompt tokens, LRU-evicted."""
+
+    BLOCK = 16
+
+    def __init__(self, capacity_blocks: int) -> None:
+        self._capacity = max(capacity_blocks, 1)
+        self._blocks: OrderedDict[int, None] = OrderedDict()
+
+    def lookup(self, tokens: list[str] | list[int]) -> int:
+        """Tokens of this prompt already cached (leading full blocks); remembers its blocks."""
+        # the last prompt token is always computed, as in vLLM, to produce the first logits
+        max_hits = (len(tokens) - 1) // self.BLOCK
+        key = 0
+        hits = 0
+        matching = True
+        for start in range(0, len(tokens) - self.BLOCK + 1, self.BLOCK):
+            key = hash((key, tuple(tokens[start : start + self.BLOCK])))
+            matching = matching and key in self._blocks
+            if matching and hits < max_hits:
+                hits += 1
+            self._blocks[key] = None
+            self._blocks.move_to_end(key)
+        while len(self._blocks) > self._capacity:
+            self._blocks.popitem(last=False)
+        return hits * self.BLOCK

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +33,18 @@ from backends.base import (
     Usage,
 )
 from backends.chips import ChipProfile
-from backends.sim_text import Drafted, count_tokens, draft_choice, fake_logprobs, render_chat, seeded_rng
+from backends.sim_text import (
+    Drafted,
+    PrefixCache,
+    chat_logprobs,
+    completion_logprobs,
+    draft_choice,
+    fake_logprobs,
+    merge_logprobs,
+    render_chat,
+    seeded_rng,
+    tokenize,
+)
 
 #: completion cap when the request sets no max_tokens
 DEFAULT_MAX_TOKENS = 512
@@ -45,6 +58,7 @@ class _Run:
 
     kind: str
     prompt_tokens: int
+    cached_tokens: int
     events: asyncio.Queue[list[ChoiceDelta]] = field(default_factory=asyncio.Queue)
     sequences: list[_Sequence] = field(default_factory=list)
     error: BackendError | None = None
@@ -57,8 +71,9 @@ class _Sequence:
     run: _Run
     index: int
     draft: Drafted
-    #: prompt tokens this sequence prefills and holds (the first choice of a request only)
+    #: prompt tokens this sequence holds, and those it must compute (the first choice only)
     prompt_tokens: int
+    prefill_tokens: int
     top_logprobs: int | None  # None: no logprobs asked
     logprob_rng: Any = None
     emitted: int = 0
@@ -90,32 +105,18 @@ class _Sequence:
     def _logprobs(self, token: str) -> dict[str, Any]:
         chosen, top = fake_logprobs(self.logprob_rng, token, self.top_logprobs or 0)
         if self.run.kind == "chat":
-            return {
-                "content": [
-                    {
-                        "token": token,
-                        "logprob": chosen,
-                        "bytes": list(token.encode()),
-                        "top_logprobs": [
-                            {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top
-                        ],
-                    }
-                ]
-            }
-        return {
-            "tokens": [token],
-            "token_logprobs": [chosen],
-            "top_logprobs": [dict(top)] if top else None,
-            "text_offset": [self.text_offset],
-        }
+            return chat_logprobs(token, chosen, top)
+        return completion_logprobs(token, chosen, top, self.text_offset)
 
 
 class SimulatedBackend:
     """TEST DOUBLE, not a model: simulates a vLLM replica with a chip's published profile.
 
-    Waits for real (``asyncio.sleep``, times multiplied by ``time_scale``), batches
-    like vLLM, answers deterministic filler text with exact usage. Faults can be
-    injected with :meth:`kill`, :meth:`revive` and :meth:`fail_next`.
+    Waits for real (``sleep``, ``asyncio.sleep`` by default, times multiplied by
+    ``time_scale``), batches like vLLM, answers deterministic filler text with exact
+    usage. Options: ``max_model_len`` (reject / cap like vLLM), ``prefix_caching``
+    (report ``cached_tokens`` and skip their prefill), ``jitter`` (+-fraction per step,
+    seeded). Faults are injected with :meth:`kill`, :meth:`revive` and :meth:`fail_next`.
     """
 
     #: this backend is a test double; reports and /admin must say so
@@ -129,17 +130,30 @@ class SimulatedBackend:
         *,
         time_scale: float = 1.0,
         seed: int = 0,
+        max_model_len: int | None = None,
+        prefix_caching: bool = False,
+        jitter: float = 0.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        if not 0 <= jitter < 1:
+            raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+        if max_model_len is not None and max_model_len < 2:
+            raise ValueError(f"max_model_len must be >= 2, got {max_model_len}")
         self.profile = profile
         self.served_model = served_model
         self.time_scale = time_scale
         self.seed = seed
+        self.max_model_len = max_model_len
+        self.jitter = jitter
+        self._jitter_rng = random.Random(seed)
         #: how the engine waits out a step (tests pass a recorder to check step times)
         self._sleep = sleep
         self.kv_capacity_tokens = profile.max_batch * KV_TOKENS_PER_SLOT
+        self._prefix_cache = (
+            PrefixCache(self.kv_capacity_tokens // PrefixCache.BLOCK) if prefix_caching else None
+        )
         self._running: list[_Sequence] = []
         self._waiting: deque[_Sequence] = deque()
         self._wakeup = asyncio.Event()
@@ -212,7 +226,8 @@ class SimulatedBackend:
             elif isinstance(exc, type):
                 self._faults.append(exc("injected failure (simulated)"))
             else:
-                self._faults.append(exc)
+                # a copy each time, so tracebacks of separate failures do not pile up
+                self._faults.append(copy.copy(exc))
 
     # -- requests ----------------------------------------------------------------
 
@@ -237,7 +252,7 @@ class SimulatedBackend:
                 index=i,
                 text="".join(texts[i]),
                 finish_reason=finish.get(i),
-                logprobs=_merge_logprobs(logprobs[i]) if i in logprobs else None,
+                logprobs=merge_logprobs(logprobs[i]) if i in logprobs else None,
             )
             for i in sorted(texts)
         ]
@@ -260,7 +275,11 @@ class SimulatedBackend:
                 unfinished -= sum(1 for d in deltas if d.finish_reason is not None)
                 usage = None
                 if not unfinished:
-                    usage = Usage(prompt_tokens=run.prompt_tokens, completion_tokens=completion_tokens)
+                    usage = Usage(
+                        prompt_tokens=run.prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        cached_tokens=run.cached_tokens,
+                    )
                 yield StreamChunk(deltas=deltas, usage=usage)
         finally:
             self._withdraw(run)
@@ -271,15 +290,28 @@ class SimulatedBackend:
             raise ReplicaUnavailable(f"simulated replica ({self.profile.name}) is {state}")
         if self._faults:
             raise self._faults.popleft()
-        prompt_text, prompt_tokens = self._prompt(request)
+        prompt_text, tokens = self._prompt(request)
+        prompt_tokens = len(tokens)
         sampling = request.sampling
         if sampling.n < 1:
             raise UpstreamRejected("n must be at least 1", param="n")
         if sampling.max_tokens is not None and sampling.max_tokens < 1:
             raise UpstreamRejected("max_tokens must be at least 1", param="max_tokens")
         cap = DEFAULT_MAX_TOKENS if sampling.max_tokens is None else sampling.max_tokens
+        if self.max_model_len is not None:
+            room = self.max_model_len - prompt_tokens
+            if room < 1 or (sampling.max_tokens or 0) > room:
+                # vLLM's wording, so gateway tests see what a real replica says
+                raise UpstreamRejected(
+                    f"This model's maximum context length is {self.max_model_len} tokens. However, "
+                    f"you requested {prompt_tokens + (sampling.max_tokens or 0)} tokens "
+                    f"({prompt_tokens} in the prompt, {sampling.max_tokens or 0} in the completion).",
+                    param="messages" if request.kind == "chat" else "prompt",
+                )
+            cap = min(cap, room)
+        cached = self._prefix_cache.lookup(tokens) if self._prefix_cache else 0
         asked_logprobs = sampling.logprobs or sampling.top_logprobs is not None
-        run = _Run(kind=request.kind, prompt_tokens=prompt_tokens)
+        run = _Run(kind=request.kind, prompt_tokens=prompt_tokens, cached_tokens=cached)
         for index in range(sampling.n):
             rng = seeded_rng(self.seed, sampling.seed, prompt_text, index)
             draft = draft_choice(rng, max_tokens=cap, stop=sampling.stop)
@@ -289,6 +321,7 @@ class SimulatedBackend:
                     index=index,
                     draft=draft,
                     prompt_tokens=prompt_tokens if index == 0 else 0,
+                    prefill_tokens=prompt_tokens - cached if index == 0 else 0,
                     top_logprobs=(sampling.top_logprobs or 0) if asked_logprobs else None,
                     logprob_rng=seeded_rng("logprobs", self.seed, sampling.seed, prompt_text, index)
                     if asked_logprobs
@@ -299,8 +332,8 @@ class SimulatedBackend:
         self._wakeup.set()
         return run
 
-    def _prompt(self, request: GenerationRequest) -> tuple[str, int]:
-        """The prompt as text (for seeding) and its token count, after the chat template."""
+    def _prompt(self, request: GenerationRequest) -> tuple[str, list[str] | list[int]]:
+        """The prompt as text (for seeding) and its tokens, after the chat template."""
         if request.model != self.served_model:
             raise UpstreamRejected(
                 f"model {request.model!r} is not served here (serving {self.served_model!r})",
@@ -311,12 +344,12 @@ class SimulatedBackend:
             if not request.messages:
                 raise UpstreamRejected("messages must not be empty", param="messages")
             text = render_chat(request.messages)
-            return text, count_tokens(text)
+            return text, tokenize(text)
         if request.prompt is None:
             raise UpstreamRejected("prompt is required", param="prompt")
         if isinstance(request.prompt, str):
-            return request.prompt, count_tokens(request.prompt)
-        return ",".join(str(t) for t in request.prompt), len(request.prompt)
+            return request.prompt, tokenize(request.prompt)
+        return ",".join(str(t) for t in request.prompt), list(request.prompt)
 
     # -- the engine --------------------------------------------------------------
 
@@ -336,6 +369,8 @@ class SimulatedBackend:
                     continue
                 step_s = self.profile.step_time_s(len(self._running))
                 step_s += self.profile.prefill_time_s(prefill_tokens)
+                if self.jitter:
+                    step_s *= 1 + self._jitter_rng.uniform(-self.jitter, self.jitter)
                 await self._sleep(step_s * self.time_scale)
                 self._advance()
         except asyncio.CancelledError:
@@ -357,7 +392,7 @@ class SimulatedBackend:
             self._waiting.popleft()
             self._running.append(seq)
             held += seq.prompt_tokens
-            prefill += seq.prompt_tokens
+            prefill += seq.prefill_tokens
         return prefill
 
     def _advance(self) -> None:
@@ -388,18 +423,3 @@ class SimulatedBackend:
             run.error = ReplicaUnavailable(message)
             # wake the consumer; it checks ``error`` before reading the deltas
             run.events.put_nowait([])
-
-
-def _merge_logprobs(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Join per-token logprobs of a choice into one OpenAI-shaped object."""
-    if "content" in parts[0]:
-        return {"content": [entry for p in parts for entry in p["content"]]}
-    merged: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
-    for p in parts:
-        merged["tokens"] += p["tokens"]
-        merged["token_logprobs"] += p["token_logprobs"]
-        merged["text_offset"] += p["text_offset"]
-        merged["top_logprobs"] += p["top_logprobs"] or [None]
-    if all(t is None for t in merged["top_logprobs"]):
-        merged["top_logprobs"] = None
-    return merged

@@ -408,3 +408,62 @@ async def test_invalid_sampling_is_rejected_as_the_callers_fault(backend):
         await backend.generate(chat(max_tokens=0))
     with pytest.raises(UpstreamRejected):
         await backend.generate(GenerationRequest("r", MODEL, "completion"))
+
+
+# -- options -----------------------------------------------------------------------------------
+
+
+async def test_context_window_rejects_too_long_requests_and_caps_the_default_length():
+    async with SimulatedBackend(chip_profile("nvidia-h100"), MODEL, time_scale=0.001, max_model_len=40) as b:
+        prompt = "word" + " word" * 29  # 30 tokens
+        with pytest.raises(UpstreamRejected) as info:
+            await b.generate(completion(prompt, max_tokens=11))
+        assert info.value.status == 400 and "maximum context length is 40" in info.value.message
+        with pytest.raises(UpstreamRejected):
+            await b.generate(completion("word" + " word" * 39))
+        result = await b.generate(completion(prompt))
+    assert result.usage.completion_tokens <= 10
+
+
+async def test_prefix_cache_reports_cached_tokens_and_skips_their_prefill():
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
+    profile = chip_profile("cpu-xeon-amx")
+    async with SimulatedBackend(profile, MODEL, prefix_caching=True, sleep=record) as b:
+        shared = " ".join(f"w{i}" for i in range(64))  # 64 tokens = 4 blocks
+        first = await b.generate(completion(shared + " first question", max_tokens=1))
+        second = await b.generate(completion(shared + " second question", max_tokens=1))
+        cold = await b.generate(completion("other" + shared, max_tokens=1))
+    assert first.usage.cached_tokens == 0
+    assert second.usage.cached_tokens == 64
+    assert cold.usage.cached_tokens == 0
+    assert second.usage.prompt_tokens == first.usage.prompt_tokens == 67
+    assert slept[1] == pytest.approx(profile.step_time_s(1) + profile.prefill_time_s(67 - 64))
+
+
+async def test_prefix_cache_is_off_by_default(backend):
+    await backend.generate(chat(max_tokens=1))
+    assert (await backend.generate(chat(max_tokens=1))).usage.cached_tokens == 0
+
+
+async def test_jitter_varies_steps_within_bounds_reproducibly():
+    async def run_once() -> list[float]:
+        slept: list[float] = []
+
+        async def record(seconds: float) -> None:
+            slept.append(seconds)
+            await asyncio.sleep(0)
+
+        async with SimulatedBackend(chip_profile("nvidia-a100"), MODEL, jitter=0.1, seed=3, sleep=record) as b:
+            await b.generate(completion([1], max_tokens=20))
+        return slept[1:]  # after the prefill step
+
+    steps = await run_once()
+    base = chip_profile("nvidia-a100").step_time_s(1)
+    assert all(0.9 * base <= s <= 1.1 * base for s in steps)
+    assert len(set(steps)) > 1
+    assert steps == await run_once()
