@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from gateway.config import RoutingConfig
+
 BreakerState = Literal["closed", "open", "half_open"]
 
 
@@ -33,6 +35,11 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._probe_in_flight = False
         self.times_opened = 0
+
+    @classmethod
+    def from_config(cls, config: RoutingConfig, *, clock: Callable[[], float] = time.monotonic) -> CircuitBreaker:
+        """A breaker with ``routing.breaker_failures`` / ``routing.breaker_cooldown_s``."""
+        return cls(config.breaker_failures, config.breaker_cooldown_s, clock=clock)
 
     def now(self) -> float:
         """The breaker's clock (monotonic seconds)."""

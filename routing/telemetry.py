@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.base import EngineStats
+from gateway.config import RoutingConfig
 
 #: calibration factors are clamped so one outlier cannot make a replica look free or dead
 _CALIBRATION_RANGE = (0.25, 4.0)
@@ -75,6 +76,11 @@ class ReplicaTelemetry:
         self._share_integral = 0.0
         self._busy_seconds = 0.0
         self._last_change = clock()
+
+    @classmethod
+    def from_config(cls, config: RoutingConfig, *, clock: Callable[[], float] = time.monotonic) -> ReplicaTelemetry:
+        """Telemetry with ``routing.ewma_alpha``."""
+        return cls(alpha=config.ewma_alpha, clock=clock)
 
     # -- reading ---------------------------------------------------------------
 

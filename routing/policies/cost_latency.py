@@ -75,8 +75,9 @@ class CostLatencyPolicy:
         prediction = predict(replica, route)
         # nothing known yet (no profile, no traffic): assume it just meets the SLO,
         # so it gets some traffic and telemetry learns what it really does
-        ttft = prediction.ttft_s if prediction.ttft_s is not None else ttft_slo * self.headroom
-        tpot = prediction.tpot_s if prediction.tpot_s is not None else tpot_slo * self.headroom
+        assumed = 0.95 * self.headroom
+        ttft = prediction.ttft_s if prediction.ttft_s is not None else ttft_slo * assumed
+        tpot = prediction.tpot_s if prediction.tpot_s is not None else tpot_slo * assumed
         tokens_per_s = prediction.tokens_per_s or prediction.batch / tpot
         cost = replica.cost_per_second / tokens_per_s
         return _Scored(replica, prediction, ttft, tpot, cost)
