@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import copy
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from backends.sim_text import (
 DEFAULT_MAX_TOKENS = 512
 #: KV capacity of a replica, in tokens per batch slot
 KV_TOKENS_PER_SLOT = 2048
+_MAX_LAG_S = 0.05
 
 
 @dataclass(eq=False, slots=True)
@@ -358,11 +360,15 @@ class SimulatedBackend:
 
     async def _schedule(self) -> None:
         """The engine loop: admit, sleep one step, hand every running sequence a token."""
+        # how far the engine is behind its timeline: asyncio oversleeps by ~0.1-1 ms
+        # a step, which would inflate short (H100-class) steps by 5-15% if not repaid
+        lag = 0.0
         try:
             while True:
                 if not self._running and not self._waiting:
                     self._wakeup.clear()
                     await self._wakeup.wait()
+                    lag = 0.0
                     continue
                 prefill_tokens = self._admit()
                 if not self._running:
@@ -371,7 +377,11 @@ class SimulatedBackend:
                 step_s += self.profile.prefill_time_s(prefill_tokens)
                 if self.jitter:
                     step_s *= 1 + self._jitter_rng.uniform(-self.jitter, self.jitter)
-                await self._sleep(step_s * self.time_scale)
+                want = step_s * self.time_scale
+                started = time.perf_counter()
+                await self._sleep(max(0.0, want - lag))
+                # repay at most _MAX_LAG_S, so a stalled event loop is not made up for forever
+                lag = min(max(0.0, lag + time.perf_counter() - started - want), _MAX_LAG_S)
                 self._advance()
         except asyncio.CancelledError:
             raise
