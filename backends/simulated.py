@@ -178,6 +178,8 @@ class SimulatedBackend:
     async def start(self) -> None:
         """Start the scheduler task (idempotent)."""
         if self._scheduler is None or self._scheduler.done():
+            # a fresh event: the old one may be bound to the loop of an earlier start
+            self._wakeup = asyncio.Event()
             self._scheduler = asyncio.create_task(self._schedule(), name=f"sim-{self.profile.name}")
 
     async def close(self) -> None:

@@ -467,3 +467,20 @@ async def test_jitter_varies_steps_within_bounds_reproducibly():
     assert all(0.9 * base <= s <= 1.1 * base for s in steps)
     assert len(set(steps)) > 1
     assert steps == await run_once()
+
+
+async def test_backend_can_be_restarted_after_close_even_on_another_event_loop():
+    b = SimulatedBackend(chip_profile("nvidia-l4"), MODEL, time_scale=0.001)
+    await b.start()
+    await b.generate(chat(max_tokens=2))
+    await b.close()
+
+    async def serve_elsewhere() -> list[int]:
+        async with b:
+            first = await b.generate(chat(max_tokens=3))
+            for _ in range(10):  # let the scheduler go idle between the two requests
+                await asyncio.sleep(0)
+            second = await b.generate(chat(max_tokens=4))
+            return [first.usage.completion_tokens, second.usage.completion_tokens]
+
+    assert await asyncio.to_thread(asyncio.run, serve_elsewhere()) == [3, 4]
