@@ -1,0 +1,47 @@
+"""The errors billing raises to the gateway; both map to HTTP 429."""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """Base of billing refusals."""
+
+    status = 429
+    code = "billing_error"
+    type = "billing_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RateLimitExceeded(BillingError):
+    """A request, token or concurrency limit of the key or its tenant is reached."""
+
+    code = "rate_limit_exceeded"
+    type = "requests"
+
+    def __init__(
+        self, message: str, headers: dict[str, str] | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.headers = dict(headers or {})
+        self.retry_after = retry_after
+        if retry_after is not None:
+            # whole seconds, rounded up, as HTTP's Retry-After requires
+            self.headers.setdefault("retry-after", str(max(1, -int(-retry_after // 1))))
+
+
+class QuotaExceeded(BillingError):
+    """The key's or tenant's budget cannot cover the request's worst-case charge."""
+
+    code = "insufficient_quota"
+    type = "insufficient_quota"
+
+
+class UnknownModel(LookupError):
+    """The price book has no price for the model."""
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not make a record durable in time; it keeps retrying in the background."""

@@ -1,0 +1,273 @@
+"""The append-only usage ledger, with group commit.
+
+``append`` queues a record and returns once it is durable. One background flusher
+writes whatever is queued in one transaction (up to ``max_batch`` rows), so many
+concurrent requests share one commit instead of paying one each. Writes are
+``INSERT ... ON CONFLICT (request_id) DO NOTHING``: a replayed record never counts twice.
+If the database is down the flusher keeps retrying; nothing queued is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from billing.errors import LedgerUnavailable
+from billing.records import UsageQuery, UsageRecord, UsageRow
+from billing.usage_sql import record_from_row, record_values, spend_sql, usage_rows, usage_sql
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "request_id, key_id, tenant, model, replica, chip, kind, stream, prompt_tokens, cached_tokens, "
+    "completion_tokens, price_nano_usd, compute_cost_nano_usd, status, error_code, estimated, "
+    "started_at, finished_at, ttft_ms, latency_ms, day"
+)
+INSERT_SQL = (
+    f"INSERT INTO usage_records ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+
+
+class SqlStore(Protocol):
+    """What the ledger and key store need from a database (``?`` placeholders)."""
+
+    dialect: str
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
+    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
+    async def execute(self, sql: str, *args: Any) -> int: ...
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """Where usage records go; the invoice is computed from it."""
+
+    queue_depth: int
+    last_flush_seconds: float
+
+    async def append(self, record: UsageRecord) -> None:
+        """Return once the record is durable (idempotent by request_id)."""
+
+    def submit(self, record: UsageRecord) -> None:
+        """Queue a record without waiting (safe from a cancelled task)."""
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is durable."""
+
+    async def usage(self, query: UsageQuery) -> list[UsageRow]:
+        """Sums of the records matching the query, one row per group."""
+
+    async def spend_nano(
+        self, *, key_id: str | None = None, tenant: str | None = None, since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Total charged (nano-USD) to a key or tenant in a time range."""
+
+    async def close(self) -> None:
+        """Flush and stop the flusher."""
+
+
+@dataclass(slots=True)
+class LedgerStats:
+    """Counters for metrics and for tests that check batching without timing."""
+
+    appended: int = 0
+    transactions: int = 0
+    rows_written: int = 0
+    failed_attempts: int = 0
+
+
+class GroupCommitLedger:
+    """A Ledger over any SqlStore; batching and retry logic shared by SQLite and PostgreSQL."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        max_batch: int = 512,
+        linger_s: float = 0.0,
+        append_timeout_s: float = 30.0,
+        retry_max_s: float = 2.0,
+        on_flush: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._store = store
+        self.max_batch = max_batch
+        # linger_s > 0 waits that long after the first queued row for more to join the
+        # batch; 0 relies on rows piling up while the previous commit runs.
+        self.linger_s = linger_s
+        self.append_timeout_s = append_timeout_s
+        self.retry_max_s = retry_max_s
+        self.on_flush = on_flush
+        self.stats = LedgerStats()
+        self.last_flush_seconds = 0.0
+        self._pending: list[tuple[UsageRecord, asyncio.Future[None]]] = []
+        self._inflight: list[tuple[UsageRecord, asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Records accepted but not yet durable."""
+        return len(self._pending) + len(self._inflight)
+
+    def _enqueue(self, record: UsageRecord) -> asyncio.Future[None]:
+        if self._closing:
+            raise LedgerUnavailable("ledger is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((record, future))
+        self.stats.appended += 1
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._run(), name="ledger-flusher")
+        return future
+
+    async def append(self, record: UsageRecord) -> None:
+        """Queue the record and wait until it is committed.
+
+        Raises LedgerUnavailable after ``append_timeout_s``; the record stays queued
+        and is still written when the database comes back. Cancelling the caller
+        does not withdraw the record either.
+        """
+        future = self._enqueue(record)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.append_timeout_s)
+        except TimeoutError:
+            raise LedgerUnavailable(
+                f"usage record {record.request_id} not durable after {self.append_timeout_s}s; still queued"
+            ) from None
+
+    def submit(self, record: UsageRecord) -> None:
+        """Queue the record and return at once."""
+        future = self._enqueue(record)
+        future.add_done_callback(_consume_exception)
+
+    async def flush(self) -> None:
+        """Wait for every record queued before this call to be committed."""
+        waiting = [f for _, f in self._pending] + [f for _, f in self._inflight]
+        if waiting:
+            await asyncio.gather(*(asyncio.shield(f) for f in waiting), return_exceptions=True)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.linger_s > 0 and len(self._pending) < self.max_batch and not self._closing:
+                await asyncio.sleep(self.linger_s)
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._inflight = batch
+            await self._write(batch)
+            self._inflight = []
+
+    async def _write(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]]) -> None:
+        rows = [record_values(record) for record, _ in batch]
+        delay = 0.05
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._store.execute_many(INSERT_SQL, rows)
+            except Exception as exc:
+                self.stats.failed_attempts += 1
+                log.warning("ledger write of %d records failed (%s); retrying in %.2fs", len(rows), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            elapsed = time.perf_counter() - started
+            self.stats.transactions += 1
+            self.stats.rows_written += len(rows)
+            self.last_flush_seconds = elapsed
+            if self.on_flush is not None:
+                self.on_flush(len(rows), elapsed)
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            return
+
+    @staticmethod
+    def _fail(batch: list[tuple[UsageRecord, asyncio.Future[None]]], exc: Exception) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def close(self, timeout_s: float = 10.0) -> list[UsageRecord]:
+        """Write what is queued (up to ``timeout_s``), stop the flusher.
+
+        Returns the records that could not be written (the caller may spill them).
+        """
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._flusher is not None and not self._flusher.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._flusher), timeout_s)
+            except TimeoutError:
+                self._flusher.cancel()
+                try:
+                    await self._flusher
+                except (asyncio.CancelledError, Exception):
+                    pass
+        left = [*self._inflight, *self._pending]
+        self._inflight, self._pending = [], []
+        unwritten = [record for record, future in left if not future.done()]
+        self._fail(left, LedgerUnavailable("ledger closed before the record was written"))
+        return unwritten
+
+    # -- reads ---------------------------------------------------------------
+
+    async def usage(self, query: UsageQuery) -> list[UsageRow]:
+        """Sums per group, sorted by group values (None first): identical on both databases."""
+        sql, args = usage_sql(query)
+        return usage_rows(query, await self._store.fetch(sql, *args))
+
+    async def count(self, query: UsageQuery | None = None) -> int:
+        """How many records match (every admitted request has one)."""
+        rows = await self.usage(UsageQuery() if query is None else _ungrouped(query))
+        return rows[0].requests if rows else 0
+
+    async def get(self, request_id: str) -> UsageRecord | None:
+        """The record of one request, or None."""
+        row = await self._store.fetchrow(f"SELECT {_COLUMNS} FROM usage_records WHERE request_id = ?", request_id)
+        return None if row is None else record_from_row(row)
+
+    async def records(self, query: UsageQuery, *, limit: int = 1000) -> list[UsageRecord]:
+        """Matching records, oldest first (for exports and audits)."""
+        sql, args = usage_sql(_ungrouped(query), select=f"SELECT {_COLUMNS}", order="started_at, request_id")
+        rows = await self._store.fetch(f"{sql} LIMIT ?", *args, limit)
+        return [record_from_row(row) for row in rows]
+
+    async def spend_nano(
+        self, *, key_id: str | None = None, tenant: str | None = None, since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """Total charged to a key or tenant with started_at in [since, until)."""
+        sql, args = spend_sql(key_id=key_id, tenant=tenant, since=since, until=until)
+        row = await self._store.fetchrow(sql, *args)
+        return int(row[0]) if row and row[0] is not None else 0
+
+
+def _ungrouped(query: UsageQuery) -> UsageQuery:
+    return UsageQuery(
+        tenant=query.tenant, key_id=query.key_id, model=query.model, chip=query.chip,
+        since=query.since, until=query.until,
+    )
+
+
+def _consume_exception(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("queued usage record was not written: %s", future.exception())
