@@ -162,8 +162,8 @@ class KeyStore:
         self._cache.pop(hash_secret(secret), None)  # a cached miss must not hide the new key
         return key, secret
 
-    async def lookup(self, secret: str) -> ApiKey | None:
-        """The active key for a secret, or None (unknown or revoked)."""
+    async def lookup(self, secret: str, *, include_revoked: bool = False) -> ApiKey | None:
+        """The active key for a secret, or None (unknown, or revoked unless ``include_revoked``)."""
         if not looks_like_secret(secret):
             return None
         digest = hash_secret(secret)
@@ -191,7 +191,7 @@ class KeyStore:
                 self._remember(digest, key, now + ttl)
             else:
                 key = await asyncio.shield(loading)
-        return key if key is not None and key.active else None
+        return key if key is not None and (key.active or include_revoked) else None
 
     async def _load(self, digest: str) -> ApiKey | None:
         self.db_lookups += 1

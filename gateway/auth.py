@@ -30,7 +30,7 @@ class Authenticator:
         if self._anonymous is not None and not token.startswith(_KEY_PREFIX):
             # local trial mode: SDKs insist on some key ("EMPTY"); a real-looking key is still checked
             return self._anonymous
-        key = await self._keys.lookup(token)
+        key = await self._keys.lookup(token, include_revoked=True)
         if key is None:
             raise errors.invalid_key()
         if key.revoked_at is not None:

@@ -27,10 +27,3 @@ class ModelCatalog:
 
     def models(self) -> list[ModelConfig]:
         return list(self._models)
-
-
-def key_allows(allowed: tuple[str, ...] | None, model: ModelConfig) -> bool:
-    """A key limited to some models may use them by their name or any alias."""
-    if allowed is None:
-        return True
-    return any(name in allowed for name in (model.name, *model.aliases))

@@ -21,7 +21,7 @@ from billing.keys import ApiKey
 from billing.meter import StreamMeter, usage_or_estimate
 from billing.tokens import TokenCounter
 from gateway import errors
-from gateway.catalog import ModelCatalog, key_allows
+from gateway.catalog import ModelCatalog
 from gateway.config import ModelConfig
 from gateway.errors import APIError
 from gateway.metrics import GatewayMetrics, status_class
@@ -67,7 +67,8 @@ def backend_error(exc: BackendError) -> APIError:
         )
     if exc.status == 504:
         return errors.upstream_timeout(exc.message)
-    return errors.unavailable(exc.message, retry_after=exc.retry_after)
+    # a replica that just failed is probed again within a breaker cooldown: tell clients to come back
+    return errors.unavailable(exc.message, retry_after=exc.retry_after or 1)
 
 
 class CompletionService:
@@ -96,7 +97,7 @@ class CompletionService:
         model = self._catalog.resolve(name)
         if model is None:
             raise errors.model_not_found(requested)
-        if not key_allows(key.models, model):
+        if not key.allows(model.name, *model.aliases):
             raise errors.model_not_allowed(requested)
         return model, preference
 
@@ -145,8 +146,21 @@ class CompletionService:
             request = chat_request(body, internal_id, model.name)  # type: ignore[arg-type]
         else:
             request = completion_request(body, internal_id, model.name)  # type: ignore[arg-type]
+        if request.extra:
+            self._check_extras(model, request)
         prefix = _prefix_key(request)
         return model, request, preference, prefix
+
+    def _check_extras(self, model: ModelConfig, request: GenerationRequest) -> None:
+        """Fields outside the OpenAI schema go only where a backend understands them."""
+        if not any(r.backend.accepts_extra for r in self._router.registry.for_model(model.name)):
+            name = next(iter(request.extra))
+            raise errors.bad_request(
+                f"Unrecognized request argument supplied: {name}. The replicas of '{model.name}' accept only "
+                "OpenAI's standard parameters.",
+                param=name,
+                code="unsupported_parameter",
+            )
 
     def _outcome(self, caller: Caller, request: GenerationRequest, stream: bool, **kw: Any) -> RequestOutcome:
         routed = kw.pop("routed", None)
@@ -284,7 +298,9 @@ class CompletionService:
         if isinstance(exc, NoReplicaAvailable):
             return errors.unavailable(exc.message, retry_after=exc.retry_after)
         if isinstance(exc, PreferenceUnsatisfiable):
-            return errors.unavailable(exc.message, code="preference_unsatisfiable")
+            if exc.status == 400:
+                return errors.bad_request(exc.message, param="routing.chips", code="preference_unsatisfiable")
+            return errors.unavailable(exc.message, retry_after=exc.retry_after, code="preference_unsatisfiable")
         return exc
 
     def _headers(self, caller: Caller, replica: Any, admission: Admission, cost: Decimal | None) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,23 +52,6 @@ class TenantSettings(BaseModel):
     budget_period: Literal["day", "month", "total"] = "month"
 
 
-def key_view(key: Any) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "tenant": key.tenant,
-        "name": key.name,
-        "prefix": key.prefix,
-        "models": list(key.models) if key.models is not None else None,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "rpm": key.rpm,
-        "tpm": key.tpm,
-        "concurrent": key.concurrent,
-        "budget_usd": str(key.budget_usd) if key.budget_usd is not None else None,
-        "budget_period": key.budget_period,
-    }
-
-
 @admin.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, request: Request) -> Response:
     gw = _gateway(request)
@@ -86,13 +69,13 @@ async def create_key(body: KeyCreate, request: Request) -> Response:
         budget_period=body.budget_period,
     )
     # the secret is shown this once; only its hash is stored
-    return json_response({**key_view(key), "key": secret}, status=201)
+    return json_response({**key.to_dict(), "key": secret}, status=201)
 
 
 @admin.get("/keys")
 async def list_keys(request: Request, tenant: str | None = None) -> Response:
     keys = await _gateway(request).db.keys.list(tenant)
-    return json_response({"object": "list", "data": [key_view(k) for k in keys]})
+    return json_response({"object": "list", "data": [k.to_dict() for k in keys]})
 
 
 @admin.delete("/keys/{key_id}")
@@ -105,15 +88,14 @@ async def revoke_key(key_id: str, request: Request) -> Response:
 @admin.put("/tenants/{tenant}")
 async def set_tenant(tenant: str, body: TenantSettings, request: Request) -> Response:
     gw = _gateway(request)
-    await gw.db.tenants.set(
-        tenant,
-        rpm=body.rpm,
-        tpm=body.tpm,
-        concurrent=body.concurrent,
-        budget_usd=body.budget_usd,
-        budget_period=body.budget_period,
-    )
-    return json_response({"tenant": tenant, **body.model_dump(mode="json")})
+    await gw.db.tenants.set_limits(tenant, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent)
+    saved = await gw.db.tenants.set_budget(tenant, body.budget_usd, body.budget_period)
+    return json_response(saved.to_dict())
+
+
+@admin.get("/tenants/{tenant}")
+async def get_tenant(tenant: str, request: Request) -> Response:
+    return json_response((await _gateway(request).db.tenants.get(tenant)).to_dict())
 
 
 @admin.get("/replicas")

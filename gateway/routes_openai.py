@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from backends.base import RequestKind
 from gateway import errors
-from gateway.catalog import key_allows
 from gateway.completions import Caller
 from gateway.errors import APIError
 from gateway.http import error_response, json_response, read_json, request_id, unexpected_error
@@ -83,6 +82,11 @@ def _model_card(gw: Gateway, name: str) -> dict:
     return card
 
 
+def _allowed(key, gw: Gateway, name: str) -> bool:
+    model = gw.catalog.resolve(name)
+    return model is not None and key.allows(model.name, *model.aliases)
+
+
 async def list_models(request: Request) -> Response:
     rid = request_id(request)
     gw = _gateway(request)
@@ -91,7 +95,7 @@ async def list_models(request: Request) -> Response:
         data = [
             _model_card(gw, name)
             for name in gw.catalog.names()
-            if key_allows(key.models, gw.catalog.resolve(name))  # type: ignore[arg-type]
+            if _allowed(key, gw, name)
         ]
         return json_response({"object": "list", "data": data}, headers={"x-request-id": rid})
     except APIError as exc:
@@ -105,7 +109,7 @@ async def get_model(request: Request) -> Response:
     try:
         key = await gw.auth.tenant_key(request)
         model = gw.catalog.resolve(name)
-        if model is None or not key_allows(key.models, model):
+        if model is None or not key.allows(model.name, *model.aliases):
             raise errors.model_not_found(name)
         return json_response(_model_card(gw, name), headers={"x-request-id": rid})
     except APIError as exc:
