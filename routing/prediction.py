@@ -1,11 +1,12 @@
 """Predict how a request would fare on a replica: TTFT, TPOT and cost per token.
 
-The model follows vLLM's continuous batching: the request joins the running
-batch, so its TPOT is the decode step time at the new batch size and its TTFT is
-the prefill of the prompts ahead of it (ours included) plus one step; beyond the
-engine's max batch it queues. A chip profile gives the shape; live telemetry
-calibrates it (observed / predicted EWMA over the same requests). A replica with
-no profile is predicted from its EWMAs alone.
+The model follows vLLM's continuous batching with chunked prefill: the request
+joins the running batch, so its TPOT is the decode step time at the new batch
+size, stretched by the prefill work other arrivals interleave into the steps;
+its TTFT is the prefill of the prompts ahead of it (ours included) plus one step;
+beyond the engine's max batch it queues. A chip profile gives the shape; live
+telemetry calibrates it (observed / predicted EWMA over the same requests). A
+replica with no profile is predicted from its EWMAs alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from routing.route import RouteRequest
 
 #: when nothing is known about typical output lengths
 _DEFAULT_OUTPUT_TOKENS = 128.0
+#: prefill never gets more than this share of a replica's time in the model
+_MAX_PREFILL_SHARE = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +32,9 @@ class Prediction:
     batch: int
     #: output tokens the replica would be expected to write for this request
     output_tokens: float
-    #: replica-wide output tokens/s at that batch (None: unknown)
-    tokens_per_s: float | None
+    #: replica busy seconds attributable to this request: its own prefill plus
+    #: its share of each decode step (None: unknown)
+    replica_seconds: float | None
 
     @property
     def latency_s(self) -> float | None:
@@ -39,14 +43,14 @@ class Prediction:
         return self.ttft_s + self.tpot_s * max(0.0, self.output_tokens - 1)
 
     def cost_per_token(self, cost_per_second: float) -> float | None:
-        """USD per output token while the replica runs at the new batch size.
+        """Expected USD per output token of this request on this replica.
 
-        A busy replica's cost per token is low: another sequence in the batch is
+        A busy replica's decode share is small: another sequence in the batch is
         almost free, which is what keeps cheap capacity full.
         """
-        if not self.tokens_per_s:
+        if self.replica_seconds is None:
             return None
-        return cost_per_second / self.tokens_per_s
+        return cost_per_second * self.replica_seconds / self.output_tokens
 
 
 def expected_output_tokens(replica: Replica, route: RouteRequest) -> float:
@@ -56,20 +60,19 @@ def expected_output_tokens(replica: Replica, route: RouteRequest) -> float:
 
 
 def predict(replica: Replica, route: RouteRequest) -> Prediction:
-    """Predict TTFT/TPOT/throughput of ``route`` placed on ``replica`` now."""
+    """Predict TTFT/TPOT/cost of ``route`` placed on ``replica`` now."""
     telemetry = replica.telemetry
     sequences = max(1, route.n)
     load = telemetry.outstanding_sequences()
     output = expected_output_tokens(replica, route)
+    batch = load + sequences
     profile = replica.profile
     if profile is None:
         tpot = telemetry.tpot_s
-        ttft = telemetry.ttft_s
-        batch = load + sequences
-        return Prediction(ttft, tpot, batch, output, batch / tpot if tpot else None)
+        share = output * sequences * tpot / batch if tpot else None
+        return Prediction(telemetry.ttft_s, tpot, batch, output, share)
 
     max_batch = max(1, profile.max_batch)
-    batch = load + sequences
     running = min(batch, max_batch)
     step = profile.step_time_s(running)
     queue_wait = 0.0
@@ -77,9 +80,14 @@ def predict(replica: Replica, route: RouteRequest) -> Prediction:
         # slots free as sequences finish: max_batch of them per (typical length x step)
         typical = telemetry.output_tokens or _DEFAULT_OUTPUT_TOKENS
         queue_wait = (batch - max_batch) / max_batch * typical * step
+    prompt = max(0, route.prompt_tokens)
     backlog = max(0, telemetry.prefill_backlog_tokens)
-    ttft = queue_wait + profile.prefill_time_s(backlog + max(0, route.prompt_tokens)) + step
-    tpot = step
+    ttft = queue_wait + profile.prefill_time_s(backlog + prompt) + step
+    # prefill chunks of new arrivals ride in the decode steps and stretch them
+    prefill_share = min(_MAX_PREFILL_SHARE, profile.prefill_time_s(round(telemetry.prompt_tokens_per_s())))
+    tpot = step / (1.0 - prefill_share)
     ttft *= telemetry.ttft_calibration() or 1.0
-    tpot *= telemetry.tpot_calibration() or 1.0
-    return Prediction(ttft, tpot, running, output, running / tpot if tpot > 0 else None)
+    calibration = telemetry.tpot_calibration() or 1.0
+    tpot *= calibration
+    share = profile.prefill_time_s(prompt) + output * sequences * step * calibration / running
+    return Prediction(ttft, tpot, running, output, share)

@@ -9,6 +9,7 @@ corrected by live traffic.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from backends.base import EngineStats
 from gateway.config import RoutingConfig
 
+#: time constant of the decayed prompt-token arrival rate
+_RATE_WINDOW_S = 10.0
 #: calibration factors are clamped so one outlier cannot make a replica look free or dead
 _CALIBRATION_RANGE = (0.25, 4.0)
 
@@ -73,6 +76,8 @@ class ReplicaTelemetry:
         self.engine_updated_at: float | None = None
         # integral over time of 1/in_flight: a request's share of busy time is the
         # difference of this between its end and its start
+        self._prompt_mass = 0.0
+        self._prompt_mass_at = clock()
         self._share_integral = 0.0
         self._busy_seconds = 0.0
         self._last_change = clock()
@@ -119,6 +124,12 @@ class ReplicaTelemetry:
         """Observed / predicted TPOT over the same recent requests (None: no data)."""
         return _ratio(self._tpot_obs, self._tpot_pred)
 
+    def prompt_tokens_per_s(self, now: float | None = None) -> float:
+        """Recent rate of prompt tokens sent here (exponentially decayed, ~10 s window):
+        the prefill work that will interrupt decoding."""
+        now = self._clock() if now is None else now
+        return self._decayed_mass(now) / _RATE_WINDOW_S
+
     def outstanding_sequences(self) -> int:
         """Sequences the replica is working on or queueing, by the freshest source.
 
@@ -144,6 +155,8 @@ class ReplicaTelemetry:
         self.in_flight += 1
         self.in_flight_sequences += sequences
         self.prefill_backlog_tokens += prompt_tokens
+        self._prompt_mass = self._decayed_mass(now) + prompt_tokens
+        self._prompt_mass_at = now
         return InFlight(
             started=now,
             prompt_tokens=prompt_tokens,
@@ -226,6 +239,10 @@ class ReplicaTelemetry:
                 "kv_cache_usage": self.engine.kv_cache_usage,
             },
         }
+
+    def _decayed_mass(self, now: float) -> float:
+        elapsed = max(0.0, now - self._prompt_mass_at)
+        return self._prompt_mass * math.exp(-elapsed / _RATE_WINDOW_S)
 
     def _advance(self, now: float) -> None:
         elapsed = now - self._last_change

@@ -4,10 +4,12 @@ to meet the latency SLO; the fastest one when none is.
 Each candidate gets a predicted TTFT and TPOT for this request (routing.prediction:
 chip profile at the batch size the request would join, calibrated by live
 telemetry). Candidates meeting the SLO (TTFT and TPOT, with ``headroom`` kept for
-prediction error) are ranked by cost per output token at their new batch size:
-cost_per_hour / (3600 x tokens/s delivered). A busy replica adds a sequence to its
-batch almost for free, so traffic fills cheap capacity first and expensive, idle
-replicas stay idle (and can be scaled in).
+prediction error) are ranked by expected cost per output token: $/s x (the request's own prefill time + its
+share of each decode step at the new batch size) / output tokens, i.e.
+cost_per_hour / (3600 x tokens/s the replica delivers at that batch) plus the
+prefill. A busy replica adds a sequence to its batch almost for free, so traffic
+fills cheap capacity first and expensive, idle replicas stay idle (and can be
+scaled in).
 
 Preferences: ``max_ttft_ms`` replaces the SLO's TTFT; ``prefer: latency`` takes the
 fastest predicted; ``prefer: cost`` widens the SLO by ``cost_slack`` before taking
@@ -78,8 +80,9 @@ class CostLatencyPolicy:
         assumed = 0.95 * self.headroom
         ttft = prediction.ttft_s if prediction.ttft_s is not None else ttft_slo * assumed
         tpot = prediction.tpot_s if prediction.tpot_s is not None else tpot_slo * assumed
-        tokens_per_s = prediction.tokens_per_s or prediction.batch / tpot
-        cost = replica.cost_per_second / tokens_per_s
+        cost = prediction.cost_per_token(replica.cost_per_second)
+        if cost is None:
+            cost = replica.cost_per_second * tpot / prediction.batch
         return _Scored(replica, prediction, ttft, tpot, cost)
 
     @staticmethod
