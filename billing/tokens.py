@@ -21,7 +21,10 @@ def estimate_chars(text_or_chars: str | int) -> int:
 
 
 def message_text(message: Mapping[str, Any]) -> str:
-    """The countable text of a chat message: content (string or text parts), name, tool calls."""
+    """The countable text of a chat message: content (string or text parts), name, tool calls.
+
+    The role is left out: the per-message overhead stands for it.
+    """
     parts: list[str] = []
     content = message.get("content")
     if isinstance(content, str):
@@ -30,9 +33,8 @@ def message_text(message: Mapping[str, Any]) -> str:
         for part in content:
             if isinstance(part, Mapping) and isinstance(part.get("text"), str):
                 parts.append(part["text"])
-    for name in ("name", "role"):
-        if isinstance(message.get(name), str):
-            parts.append(message[name])
+    if isinstance(message.get("name"), str):
+        parts.append(message["name"])
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, Mapping) else None
         if isinstance(function, Mapping):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import asyncpg
@@ -78,7 +79,9 @@ async def _drop_schema(schema: str) -> None:
 def pg_url():
     schema = f"maas_test_{uuid.uuid4().hex[:12]}"
     yield f"{PG_BASE}?schema={schema}"
-    asyncio.run(_drop_schema(schema))
+    # a thread of its own: asyncio.run must not touch the test session's event loop
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _drop_schema(schema)).result()
 
 
 @pytest.fixture
