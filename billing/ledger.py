@@ -22,15 +22,16 @@ from billing.usage_sql import record_from_row, record_values, spend_sql, usage_r
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = (
-    "request_id, key_id, tenant, model, replica, chip, kind, stream, prompt_tokens, cached_tokens, "
-    "completion_tokens, price_nano_usd, compute_cost_nano_usd, status, error_code, estimated, "
-    "started_at, finished_at, ttft_ms, latency_ms, day"
+#: the usage_records columns in table order, with their PostgreSQL types
+USAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("request_id", "text"), ("key_id", "text"), ("tenant", "text"), ("model", "text"), ("replica", "text"),
+    ("chip", "text"), ("kind", "text"), ("stream", "int4"), ("prompt_tokens", "int8"),
+    ("cached_tokens", "int8"), ("completion_tokens", "int8"), ("price_nano_usd", "int8"),
+    ("compute_cost_nano_usd", "int8"), ("status", "text"), ("error_code", "text"), ("estimated", "int4"),
+    ("started_at", "float8"), ("finished_at", "float8"), ("ttft_ms", "float8"), ("latency_ms", "float8"),
+    ("day", "text"),
 )
-INSERT_SQL = (
-    f"INSERT INTO usage_records ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) "
-    "ON CONFLICT (request_id) DO NOTHING"
-)
+_COLUMNS = ", ".join(name for name, _ in USAGE_COLUMNS)
 
 
 class SqlStore(Protocol):
@@ -42,6 +43,10 @@ class SqlStore(Protocol):
     async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
     async def execute(self, sql: str, *args: Any) -> int: ...
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def insert_ignoring_duplicates(
+        self, table: str, columns: Sequence[tuple[str, str]], key: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows in one transaction, skipping any whose ``key`` already exists."""
     async def close(self) -> None: ...
 
 
@@ -181,7 +186,7 @@ class GroupCommitLedger:
         while True:
             started = time.perf_counter()
             try:
-                await self._store.execute_many(INSERT_SQL, rows)
+                await self._store.insert_ignoring_duplicates("usage_records", USAGE_COLUMNS, "request_id", rows)
             except Exception as exc:
                 self.stats.failed_attempts += 1
                 log.warning("ledger write of %d records failed (%s); retrying in %.2fs", len(rows), exc, delay)

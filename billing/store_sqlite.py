@@ -83,6 +83,14 @@ class SqliteStore:
                 await self._writer.execute("ROLLBACK")
                 raise
 
+    async def insert_ignoring_duplicates(
+        self, table: str, columns: Sequence[tuple[str, str]], key: str, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows in one transaction; ``ON CONFLICT (key) DO NOTHING`` skips replays."""
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
+        await self.execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING", rows)
+
     async def migrate(self) -> int:
         """Bring the schema to the latest version; returns it. Safe with concurrent openers."""
         async with self._write_lock:

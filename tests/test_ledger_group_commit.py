@@ -169,7 +169,7 @@ class FlakyStore:
         self.failures = failures
         self.rows: dict[str, tuple] = {}
 
-    async def execute_many(self, sql, rows):
+    async def insert_ignoring_duplicates(self, table, columns, key, rows):
         if self.failures:
             self.failures -= 1
             raise ConnectionError("database restarting")
