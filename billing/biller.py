@@ -125,13 +125,15 @@ class Biller:
         self._per_tenant: RateLimitLike | None = getattr(limits_config, "per_tenant", None)
         self._clock = clock
         self.lease_s = lease_s
+        self.seed_timeout_s = 5.0
         self.stats = BillerStats()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def admit(self, key: ApiKey, model: str, *, prompt_tokens: int, max_tokens: int, n: int = 1) -> Admission:
         """Reserve the request against every limit and budget of the key and its tenant.
 
-        Raises RateLimitExceeded (requests, tokens, concurrency) or QuotaExceeded (budget).
+        Raises RateLimitExceeded (requests, tokens, concurrency) or QuotaExceeded (budget);
+        LimitsUnavailable when the limit store cannot be reached (refused, never unchecked).
         """
         now = self._clock()
         model = self.price_book.canonical(model)
@@ -180,7 +182,7 @@ class Biller:
     ) -> ReserveResult:
         # Counters are missing after a restart (or at a new period): rebuild them from
         # the ledger, including records this process has queued but not yet written.
-        await self.db.ledger.flush()
+        await self.db.ledger.flush(timeout_s=self.seed_timeout_s)
         seeds: dict[int, int] = {}
         for index in result.needs_seed:
             check = checks[index]

@@ -1,4 +1,4 @@
-"""The errors billing raises to the gateway; both map to HTTP 429."""
+"""The errors billing raises to the gateway: 429 for limits and budgets, 503 when limits cannot be checked."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ class QuotaExceeded(BillingError):
 
     code = "insufficient_quota"
     type = "insufficient_quota"
+
+
+class LimitsUnavailable(BillingError):
+    """The limit store (Redis) cannot be reached: requests are refused rather than admitted unchecked."""
+
+    status = 503
+    code = "limits_unavailable"
+    type = "server_error"
 
 
 class UnknownModel(LookupError):

@@ -63,7 +63,7 @@ class Ledger(Protocol):
     def submit(self, record: UsageRecord) -> None:
         """Queue a record without waiting (safe from a cancelled task)."""
 
-    async def flush(self) -> None:
+    async def flush(self, timeout_s: float | None = None) -> None:
         """Return once everything queued so far is durable."""
 
     async def usage(self, query: UsageQuery) -> list[UsageRow]:
@@ -157,11 +157,20 @@ class GroupCommitLedger:
         future = self._enqueue(record)
         future.add_done_callback(_consume_exception)
 
-    async def flush(self) -> None:
-        """Wait for every record queued before this call to be committed."""
+    async def flush(self, timeout_s: float | None = None) -> None:
+        """Wait for every record queued before this call to be committed.
+
+        With ``timeout_s``, raise LedgerUnavailable when that takes longer (records stay queued).
+        """
         waiting = [f for _, f in self._pending] + [f for _, f in self._inflight]
-        if waiting:
-            await asyncio.gather(*(asyncio.shield(f) for f in waiting), return_exceptions=True)
+        if not waiting:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(asyncio.shield(f) for f in waiting), return_exceptions=True), timeout_s
+            )
+        except TimeoutError:
+            raise LedgerUnavailable(f"{len(waiting)} usage records not durable after {timeout_s}s") from None
 
     async def _run(self) -> None:
         assert self._wake is not None

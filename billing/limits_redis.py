@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
+from billing.errors import LimitsUnavailable
 from billing.limits import (
     BudgetCheck,
     Check,
@@ -173,7 +175,10 @@ class RedisLimitStore:
                 end = "" if check.period.end is None else repr(check.period.end)
                 seed = str(seeds[i]) if i in seeds else ""
                 args += ["b", str(check.limit), str(check.amount), end, seed]
-        reply = [_text(v) for v in await self._reserve(keys=keys, args=args)]
+        try:
+            reply = [_text(v) for v in await self._reserve(keys=keys, args=args)]
+        except RedisError as exc:
+            raise LimitsUnavailable(f"Rate limits and budgets cannot be checked right now: {exc}") from exc
         if reply[0] == "seed":
             return ReserveResult(needs_seed=tuple(int(v) for v in reply[1:]))
         if reply[0] == "fail":
@@ -208,7 +213,10 @@ class RedisLimitStore:
                 keys.append(self._key(check, reservation.reserved_at))
                 args += ["b", str(amount - check.amount), generation, str(amount)]
         if keys:
-            await self._settle(keys=keys, args=args)
+            try:
+                await self._settle(keys=keys, args=args)
+            except RedisError as exc:
+                raise LimitsUnavailable(f"limit settlement failed: {exc}") from exc
 
     async def spent(self, check: BudgetCheck) -> int | None:
         """The counter of a budget check (None when not seeded)."""

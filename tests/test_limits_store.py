@@ -139,3 +139,15 @@ def test_open_limit_store_picks_the_implementation():
     assert isinstance(open_limit_store(REDIS_URL), RedisLimitStore)
     with pytest.raises(ValueError):
         open_limit_store("memcached://x")
+
+
+async def test_an_unreachable_redis_refuses_with_limits_unavailable():
+    from billing.errors import LimitsUnavailable
+
+    store = RedisLimitStore.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        with pytest.raises(LimitsUnavailable) as refused:
+            await store.reserve([WindowCheck("requests", "key:k1", 1, 1)], NOW)
+        assert refused.value.status == 503
+    finally:
+        await store.close()
