@@ -47,6 +47,9 @@ class SqlStore(Protocol):
         self, table: str, columns: Sequence[tuple[str, str]], key: str, rows: Sequence[Sequence[Any]]
     ) -> None:
         """Insert rows in one transaction, skipping any whose ``key`` already exists."""
+
+    def rejects(self, exc: Exception) -> bool:
+        """Whether an error is the database refusing the rows themselves (retrying cannot help)."""
     async def close(self) -> None: ...
 
 
@@ -87,6 +90,7 @@ class LedgerStats:
     transactions: int = 0
     rows_written: int = 0
     failed_attempts: int = 0
+    rejected: int = 0
 
 
 class GroupCommitLedger:
@@ -190,28 +194,44 @@ class GroupCommitLedger:
             self._inflight = []
 
     async def _write(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]]) -> None:
-        rows = [record_values(record) for record, _ in batch]
         delay = 0.05
         while True:
             started = time.perf_counter()
             try:
+                rows = [record_values(record) for record, _ in batch]
                 await self._store.insert_ignoring_duplicates("usage_records", USAGE_COLUMNS, "request_id", rows)
             except Exception as exc:
                 self.stats.failed_attempts += 1
-                log.warning("ledger write of %d records failed (%s); retrying in %.2fs", len(rows), exc, delay)
+                if self._store.rejects(exc):
+                    await self._isolate(batch, exc)
+                    return
+                log.warning("ledger write of %d records failed (%s); retrying in %.2fs", len(batch), exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             elapsed = time.perf_counter() - started
             self.stats.transactions += 1
-            self.stats.rows_written += len(rows)
+            self.stats.rows_written += len(batch)
             self.last_flush_seconds = elapsed
             if self.on_flush is not None:
-                self.on_flush(len(rows), elapsed)
+                self.on_flush(len(batch), elapsed)
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
             return
+
+    async def _isolate(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]], exc: Exception) -> None:
+        # The database refused the content of some row: write the rows one by one so
+        # a single bad record cannot hold back everyone else's.
+        if len(batch) > 1:
+            for item in batch:
+                await self._write([item])
+            return
+        record, future = batch[0]
+        self.stats.rejected += 1
+        log.error("ledger refused usage record %s (%s): %r", record.request_id, exc, record)
+        if not future.done():
+            future.set_exception(LedgerUnavailable(f"usage record {record.request_id} refused by the database: {exc}"))
 
     @staticmethod
     def _fail(batch: list[tuple[UsageRecord, asyncio.Future[None]]], exc: Exception) -> None:

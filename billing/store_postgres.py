@@ -113,6 +113,14 @@ class PostgresStore:
         sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT ({key}) DO NOTHING"
         await self._pool.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
 
+    def rejects(self, exc: Exception) -> bool:
+        """Bad values and constraint violations; lost connections and server restarts are retried."""
+        return isinstance(
+            exc,
+            (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.CharacterNotInRepertoireError,
+             OverflowError, TypeError, ValueError),
+        )
+
     async def migrate(self) -> int:
         """Bring the schema to the latest version; an advisory lock serializes concurrent openers."""
         async with self._pool.acquire() as conn, conn.transaction():

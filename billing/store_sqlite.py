@@ -7,6 +7,7 @@ Group commit is what makes that affordable.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ class SqliteStore:
         names = ", ".join(name for name, _ in columns)
         marks = ", ".join("?" * len(columns))
         await self.execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING", rows)
+
+    def rejects(self, exc: Exception) -> bool:
+        """Constraint violations and values SQLite cannot bind; a locked or failing disk is retried."""
+        return isinstance(exc, (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, TypeError, ValueError))
 
     async def migrate(self) -> int:
         """Bring the schema to the latest version; returns it. Safe with concurrent openers."""

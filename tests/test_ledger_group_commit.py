@@ -169,6 +169,9 @@ class FlakyStore:
         self.failures = failures
         self.rows: dict[str, tuple] = {}
 
+    def rejects(self, exc):
+        return False
+
     async def insert_ignoring_duplicates(self, table, columns, key, rows):
         if self.failures:
             self.failures -= 1
@@ -212,3 +215,15 @@ async def test_records_that_cannot_be_written_at_close_are_spilled_and_replayed(
         assert not reopened.spill_path.exists()
     finally:
         await reopened.close()
+
+
+async def test_a_record_the_database_refuses_does_not_hold_back_the_others(db):
+    poison = record(2, model="bad\x00model", price_nano_usd=2**63)  # NUL byte / out of int64 range
+    results = await asyncio.gather(
+        *(db.ledger.append(r) for r in [record(1), poison, record(3)]), return_exceptions=True
+    )
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], LedgerUnavailable)
+    assert db.ledger.stats.rejected == 1
+    assert [r.request_id for r in await db.ledger.records(UsageQuery())] == ["req-1", "req-3"]
+    await db.ledger.append(record(4))  # the ledger keeps working
