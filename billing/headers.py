@@ -30,9 +30,9 @@ def ratelimit_headers(checks: Sequence[Check], states: Sequence[CheckState], now
     for name in ("requests", "tokens"):
         tightest: CheckState | None = None
         for check, state in zip(checks, states, strict=False):
-            if isinstance(check, WindowCheck) and check.name == name:
-                if tightest is None or state.remaining < tightest.remaining:
-                    tightest = state
+            is_window = isinstance(check, WindowCheck) and check.name == name
+            if is_window and (tightest is None or state.remaining < tightest.remaining):
+                tightest = state
         if tightest is None:
             continue
         headers[f"x-ratelimit-limit-{name}"] = str(tightest.limit)

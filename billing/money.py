@@ -27,7 +27,7 @@ def from_nano(nano: int) -> Decimal:
     return Decimal(int(nano)).scaleb(-9)
 
 
-def decimal_of(value: float | int | str | Decimal) -> Decimal:
+def decimal_of(value: float | str | Decimal) -> Decimal:
     """A Decimal of what a number prints as (0.1 -> Decimal('0.1'), not its binary expansion)."""
     if isinstance(value, Decimal):
         return value

@@ -67,7 +67,7 @@ def utc_day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def to_unix(value: float | int | str | date | datetime | None) -> float | None:
+def to_unix(value: float | str | date | datetime | None) -> float | None:
     """Unix seconds from a number, an ISO date ('2025-11-01') or an ISO datetime (UTC if naive)."""
     if value is None or isinstance(value, (int, float)):
         return None if value is None else float(value)

@@ -70,16 +70,24 @@ CREATE TABLE tenants (
 # The ledger is append-only: the database itself refuses to change or delete a row.
 _V1_APPEND_ONLY = {
     "sqlite": [
-        "CREATE TRIGGER usage_records_no_update BEFORE UPDATE ON usage_records "
-        "BEGIN SELECT RAISE(ABORT, 'usage_records is append-only'); END",
-        "CREATE TRIGGER usage_records_no_delete BEFORE DELETE ON usage_records "
-        "BEGIN SELECT RAISE(ABORT, 'usage_records is append-only'); END",
+        (
+            "CREATE TRIGGER usage_records_no_update BEFORE UPDATE ON usage_records "
+            "BEGIN SELECT RAISE(ABORT, 'usage_records is append-only'); END"
+        ),
+        (
+            "CREATE TRIGGER usage_records_no_delete BEFORE DELETE ON usage_records "
+            "BEGIN SELECT RAISE(ABORT, 'usage_records is append-only'); END"
+        ),
     ],
     "postgresql": [
-        "CREATE FUNCTION usage_records_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'usage_records is append-only'; END $$",
-        "CREATE TRIGGER usage_records_no_change BEFORE UPDATE OR DELETE ON usage_records "
-        "FOR EACH ROW EXECUTE FUNCTION usage_records_append_only()",
+        (
+            "CREATE FUNCTION usage_records_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'usage_records is append-only'; END $$"
+        ),
+        (
+            "CREATE TRIGGER usage_records_no_change BEFORE UPDATE OR DELETE ON usage_records "
+            "FOR EACH ROW EXECUTE FUNCTION usage_records_append_only()"
+        ),
     ],
 }
 

@@ -42,7 +42,7 @@ def test_cached_tokens_never_exceed_prompt_tokens():
 
 
 def test_tenant_override_replaces_the_price_for_that_tenant_only():
-    book = PriceBook(models(), {"acme": {"default": Price(input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))}})
+    book = PriceBook(models(), {"acme": {"default": Price(input_per_mtok=Decimal(1), output_per_mtok=Decimal(2))}})
     usage = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
     assert book.charge("small", "acme", usage) == Decimal(3)
     assert book.charge("small", "other", usage) == Decimal("0.15")

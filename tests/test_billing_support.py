@@ -33,7 +33,7 @@ def models() -> list[ModelConfig]:
             ),
         ),
         ModelConfig(
-            name="big", price=Price(input_per_mtok=Decimal("3"), output_per_mtok=Decimal("15"))
+            name="big", price=Price(input_per_mtok=Decimal(3), output_per_mtok=Decimal(15))
         ),
     ]
 

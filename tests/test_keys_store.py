@@ -147,7 +147,7 @@ async def test_invalid_key_settings_are_refused(db, bad):
 
 async def test_tenant_budget_and_limits_are_stored_and_defaults_apply(db):
     assert (await db.tenants.get("acme")).budget_usd is None
-    await db.tenants.set_budget("acme", Decimal("100"), "month")
+    await db.tenants.set_budget("acme", Decimal(100), "month")
     await db.tenants.set_limits("acme", rpm=1000, concurrent=10)
     tenant = await db.tenants.get("acme")
     assert tenant.budget_usd == Decimal(100) and tenant.budget_period == "month"
