@@ -1,6 +1,6 @@
 """Backend for any OpenAI-compatible server: `vllm serve` on any chip, SGLang, llama.cpp.
 
-One pooled keep-alive aiohttp session per replica; streams pass through chunk by
+One keep-alive connection pool per replica (``backends.upstream_http``); streams pass through chunk by
 chunk; upstream failures become the typed errors of ``backends.base``. A vLLM
 upstream's ``/metrics`` is scraped on an interval for routing telemetry.
 """
@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from backends.base import (
@@ -28,6 +28,13 @@ from backends.base import (
     UpstreamRejected,
     UpstreamTimeout,
     Usage,
+)
+from backends.upstream_http import (
+    UpstreamConnectTimeout,
+    UpstreamHTTPError,
+    UpstreamPool,
+    UpstreamReadTimeout,
+    UpstreamResponse,
 )
 from backends.vllm_metrics import parse_vllm_metrics
 
@@ -126,18 +133,26 @@ class OpenAIUpstreamBackend:
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
-        self._health_timeout = aiohttp.ClientTimeout(total=max(connect_timeout_s, 2.0))
+        self._connect_timeout = connect_timeout_s
+        self._read_timeout = timeout_s
+        self._health_timeout = max(connect_timeout_s, 2.0)
         self._metrics_url = metrics_url or (self._base.removesuffix("/v1") + "/metrics")
         self._metrics_interval = metrics_interval_s
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
+        self._metrics_pool: UpstreamPool | None = None
+        self._metrics_path = "/metrics"
         self._scraper: asyncio.Task[None] | None = None
         self._stats = EngineStats()
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+        self._pool = UpstreamPool(
+            self._base, connect_timeout_s=self._connect_timeout, read_timeout_s=self._read_timeout, headers=self._headers
+        )
+        parts = urlsplit(self._metrics_url)
+        self._metrics_path = parts.path or "/metrics"
+        self._metrics_pool = UpstreamPool(
+            f"{parts.scheme}://{parts.netloc}", connect_timeout_s=self._connect_timeout, read_timeout_s=self._health_timeout,
+            headers={k: v for k, v in self._headers.items() if k == "authorization"},
         )
         self._scraper = asyncio.create_task(self._scrape_loop(), name=f"metrics-{self.replica_id}")
 
@@ -146,34 +161,34 @@ class OpenAIUpstreamBackend:
             self._scraper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scraper
-        if self._session is not None:
-            await self._session.close()
+        for pool in (self._pool, self._metrics_pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = None
 
-    def _url(self, request: GenerationRequest) -> str:
-        return self._base + ("/chat/completions" if request.kind == "chat" else "/completions")
+    def _path(self, request: GenerationRequest) -> str:
+        return "/chat/completions" if request.kind == "chat" else "/completions"
 
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _require_pool(self) -> UpstreamPool:
+        if self._pool is None:
             raise ReplicaUnavailable(f"replica {self.replica_id} is not started")
-        return self._session
+        return self._pool
 
-    async def _post(self, request: GenerationRequest, *, stream: bool) -> aiohttp.ClientResponse:
-        session = self._require_session()
+    async def _post(self, request: GenerationRequest, *, stream: bool) -> UpstreamResponse:
+        pool = self._require_pool()
         payload = orjson.dumps(request_body(request, self._model, stream=stream))
         try:
-            response = await session.post(self._url(request), data=payload, headers=self._headers)
-        except asyncio.TimeoutError:
+            response = await pool.request("POST", self._path(request), payload)
+        except (UpstreamReadTimeout, UpstreamConnectTimeout):
             raise UpstreamTimeout(f"replica {self.replica_id} timed out") from None
-        except aiohttp.ClientError as exc:
+        except UpstreamHTTPError as exc:
             raise ReplicaUnavailable(f"replica {self.replica_id} is unreachable: {exc.__class__.__name__}") from None
         if response.status == 200:
             return response
         try:
             raw = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except UpstreamHTTPError:
             raw = b""
-        finally:
-            response.release()
         raise self._status_error(response.status, raw, response.headers)
 
     def _status_error(self, status: int, raw: bytes, headers: Any) -> BackendError:
@@ -195,12 +210,10 @@ class OpenAIUpstreamBackend:
         response = await self._post(request, stream=False)
         try:
             raw = await response.read()
-        except asyncio.TimeoutError:
+        except UpstreamReadTimeout:
             raise UpstreamTimeout(f"replica {self.replica_id} timed out") from None
-        except aiohttp.ClientError:
+        except UpstreamHTTPError:
             raise ReplicaUnavailable(f"replica {self.replica_id} dropped the connection") from None
-        finally:
-            response.release()
         try:
             data = orjson.loads(raw)
             choices = [self._choice(request, c) for c in data["choices"]]
@@ -227,9 +240,11 @@ class OpenAIUpstreamBackend:
         response = await self._post(request, stream=True)
         chat = request.kind == "chat"
         lines = self._sse_lines(response)
+        finished = False
         try:
             async for line in lines:
                 if line == b"[DONE]":
+                    finished = True
                     return
                 try:
                     data = orjson.loads(line)
@@ -260,26 +275,35 @@ class OpenAIUpstreamBackend:
             raise ReplicaUnavailable(f"replica {self.replica_id} closed the stream before [DONE]")
         finally:
             await lines.aclose()
-            # closing early drops the connection, which makes vLLM abort the request
-            response.close()
+            if finished:
+                response.finish()
+            else:
+                # closing early drops the connection, which makes vLLM abort the request
+                response.close()
 
-    async def _sse_lines(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _sse_lines(self, response: UpstreamResponse) -> AsyncIterator[bytes]:
+        rest = b""
         try:
-            async for raw in response.content:
-                line = raw.strip()
-                if line.startswith(b"data:"):
-                    yield line[5:].strip()
-        except asyncio.TimeoutError:
+            async for chunk in response.chunks():
+                lines = (rest + chunk if rest else chunk).split(b"\n")
+                rest = lines.pop()
+                for raw in lines:
+                    if raw.startswith(b"data:"):
+                        yield raw[5:].strip()
+        except UpstreamReadTimeout:
             raise UpstreamTimeout(f"replica {self.replica_id} stalled mid-stream") from None
-        except aiohttp.ClientError:
+        except UpstreamHTTPError:
             raise ReplicaUnavailable(f"replica {self.replica_id} dropped the stream") from None
+        if rest.startswith(b"data:"):
+            yield rest[5:].strip()
 
     async def health(self) -> bool:
         try:
-            session = self._require_session()
-            async with session.get(self._base + "/models", headers=self._headers, timeout=self._health_timeout) as r:
-                return r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, BackendError):
+            pool = self._require_pool()
+            response = await asyncio.wait_for(pool.request("GET", "/models", timeout=self._health_timeout), self._health_timeout)
+            response.close()
+            return response.status == 200
+        except (UpstreamHTTPError, TimeoutError, BackendError):
             return False
 
     def stats(self) -> EngineStats:
@@ -290,13 +314,15 @@ class OpenAIUpstreamBackend:
         while misses < 3:  # not a vLLM upstream (no /metrics): stop asking
             await asyncio.sleep(self._metrics_interval)
             try:
-                session = self._require_session()
-                async with session.get(self._metrics_url, timeout=self._health_timeout) as r:
-                    if r.status != 200:
-                        misses += 1
-                        continue
-                    text = await r.text()
-            except (aiohttp.ClientError, asyncio.TimeoutError, BackendError):
+                if self._metrics_pool is None:
+                    return
+                response = await self._metrics_pool.request("GET", self._metrics_path)
+                body = await response.read()
+                if response.status != 200:
+                    misses += 1
+                    continue
+                text = body.decode(errors="replace")
+            except (UpstreamHTTPError, TimeoutError):
                 continue
             stats = parse_vllm_metrics(text)
             if stats is None:
