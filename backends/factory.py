@@ -17,8 +17,11 @@ def profile_for(chip: str) -> ChipProfile | None:
     return CHIPS.get(chip)
 
 
-def build_backend(replica: ReplicaConfig) -> Backend:
-    """Construct (not start) the backend a replica config describes."""
+def build_backend(replica: ReplicaConfig, *, max_model_len: int | None = None) -> Backend:
+    """Construct (not start) the backend a replica config describes.
+
+    ``max_model_len`` is the model's context window, when the config states one.
+    """
     if replica.backend == "simulated":
         from backends.simulated import SimulatedBackend
 
@@ -26,7 +29,9 @@ def build_backend(replica: ReplicaConfig) -> Backend:
         if profile is None:
             known = ", ".join(sorted(CHIPS))
             raise ValueError(f"replica {replica.id}: simulated backend needs a known chip, one of: {known}")
-        return SimulatedBackend(profile, replica.model, time_scale=replica.time_scale, seed=replica.seed)
+        return SimulatedBackend(
+            profile, replica.model, time_scale=replica.time_scale, seed=replica.seed, max_model_len=max_model_len
+        )
     if replica.backend == "openai":
         from backends.openai_upstream import OpenAIUpstreamBackend
 

@@ -19,7 +19,7 @@ from backends.factory import build_backend, profile_for
 from billing.biller import Biller
 from billing.database import BillingDatabase, open_database
 from billing.keys import ApiKey
-from billing.limits import open_limit_store
+from billing.limits import LimitStore, open_limit_store
 from billing.prices import PriceBook
 from billing.tokens import TokenCounter
 from gateway import errors
@@ -54,6 +54,7 @@ class Gateway:
     health: HealthMonitor
     db: BillingDatabase
     biller: Biller
+    limits: LimitStore
     auth: Authenticator
     completions: CompletionService
     metrics: GatewayMetrics
@@ -74,6 +75,7 @@ class Gateway:
 def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
     """A routable replica (backend constructed, not started) from its config."""
     profile = profile_for(spec.chip)
+    model = config.model_by_name(spec.model)
     cost = spec.cost_per_hour
     if cost is None:
         if profile is None:
@@ -84,12 +86,21 @@ def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
         spec.model,
         spec.chip,
         cost,
-        build_backend(spec),
+        build_backend(spec, max_model_len=model.max_model_len if model else None),
         profile=profile,
         simulated=spec.backend == "simulated",
         telemetry=ReplicaTelemetry(alpha=config.routing.ewma_alpha),
         breaker=CircuitBreaker(config.routing.breaker_failures, config.routing.breaker_cooldown_s),
     )
+
+
+def price_book(config: GatewayConfig) -> PriceBook:
+    """Model prices, with per-tenant overrides regrouped as tenant -> model -> price."""
+    overrides: dict[str, dict[str, object]] = {}
+    for model in config.models:
+        for tenant, price in model.tenant_prices.items():
+            overrides.setdefault(tenant, {})[model.name] = price
+    return PriceBook(config.models, overrides)
 
 
 def _anonymous_key(config: GatewayConfig) -> ApiKey | None:
@@ -113,7 +124,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     try:
         db.ledger.on_flush = metrics.ledger_flushed
         limits = open_limit_store(config.limits.store)
-        biller = Biller(db, PriceBook(config.models), limits, config.limits)
+        biller = Biller(db, price_book(config), limits, config.limits)
         catalog = ModelCatalog(config.models)
         registry = ReplicaRegistry([make_replica(spec, config) for spec in config.replicas])
         router = Router(registry, make_policy(config.routing.policy, slo=config.routing.slo), config.routing, observer=metrics)
@@ -133,6 +144,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         health=health,
         db=db,
         biller=biller,
+        limits=limits,
         auth=auth,
         completions=completions,
         metrics=metrics,
@@ -149,6 +161,7 @@ async def stop(gw: Gateway) -> None:
     await gw.health.stop()
     await asyncio.gather(*(r.backend.close() for r in gw.registry.all()), return_exceptions=True)
     await gw.biller.close()
+    await gw.limits.close()
     await gw.db.close()
 
 

@@ -124,7 +124,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         for k in keys:
             table.add_row(
                 k.id, k.tenant, k.name or "", k.prefix, ",".join(k.models) if k.models else "*",
-                str(k.rpm or ""), str(k.tpm or ""),
+                str(k.limits.rpm or ""), str(k.limits.tpm or ""),
                 f"{k.budget_usd}/{k.budget_period}" if k.budget_usd is not None else "",
                 "yes" if k.revoked_at else "",
             )
@@ -157,11 +157,11 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_invoice(args: argparse.Namespace) -> int:
-    from billing.prices import PriceBook
     from billing.reports import invoice
+    from gateway.app import price_book
 
     config = resolve_config(args.config)
-    inv = _run_db(config, lambda db: invoice(db.ledger, PriceBook(config.models), args.tenant, args.month))
+    inv = _run_db(config, lambda db: invoice(db.ledger, price_book(config), args.tenant, args.month))
     table = Table("model", "input tok", "cached tok", "output tok", "USD/1M in", "USD/1M cached", "USD/1M out", "amount USD",
                   title=f"Invoice {args.tenant} {args.month}")
     for line in inv.lines:

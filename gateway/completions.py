@@ -16,7 +16,7 @@ from typing import Any
 
 from backends.base import BackendError, GenerationRequest, RequestKind, UpstreamRateLimited, UpstreamRejected, Usage
 from billing.biller import Admission, Biller, RequestOutcome
-from billing.errors import QuotaExceeded, RateLimitExceeded
+from billing.errors import LedgerUnavailable, LimitsUnavailable, QuotaExceeded, RateLimitExceeded
 from billing.keys import ApiKey
 from billing.meter import StreamMeter, usage_or_estimate
 from billing.tokens import TokenCounter
@@ -135,6 +135,9 @@ class CompletionService:
         except QuotaExceeded as exc:
             self._metrics.rate_limited.labels("budget").inc()
             raise APIError(429, exc.message, type="insufficient_quota", code="insufficient_quota") from None
+        except LimitsUnavailable as exc:
+            # refused, never admitted unchecked
+            raise errors.unavailable(exc.message, retry_after=1, code=exc.code) from None
         return admission, prompt_tokens, max_tokens
 
     def _prepare(
@@ -200,9 +203,15 @@ class CompletionService:
         usage = routed.result.usage
         if usage is None:
             usage = await usage_or_estimate(self._tokens, request, routed.result)
-        settlement = await self._biller.settle(
-            admission, self._outcome(caller, request, False, routed=routed, usage=usage, status="ok", error_code=None)
-        )
+        try:
+            settlement = await self._biller.settle(
+                admission, self._outcome(caller, request, False, routed=routed, usage=usage, status="ok", error_code=None)
+            )
+        except LedgerUnavailable:
+            # the answer exists but its usage row is not durable: never report it complete
+            raise errors.unavailable(
+                "Usage could not be recorded; the answer is withheld. Retry shortly.", retry_after=1, code="ledger_unavailable"
+            ) from None
         self._observe(kind, model.name, routed, usage, settlement, stream=False)
         response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.request_id
         out = completion_body(kind, response_id, int(time.time()), body.model, routed.result, settlement.cost_usd)

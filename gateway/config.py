@@ -32,6 +32,8 @@ class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
     price: Price = Field(default_factory=lambda: Price(input_per_mtok=Decimal(0), output_per_mtok=Decimal(0)))
+    #: negotiated prices for some tenants (tenant name -> price)
+    tenant_prices: dict[str, Price] = Field(default_factory=dict)
     #: path of a tokenizer (HF directory) for estimating usage when a backend reports none
     tokenizer: str | None = None
     #: the model's context window, used to bound max_tokens when known

@@ -1,7 +1,8 @@
 """The OpenAI-compatible surface: /v1/chat/completions, /v1/completions, /v1/models.
 
-Plain Starlette endpoints (no FastAPI dependency machinery) on the hot path:
-the body is read once, parsed by orjson, validated by pydantic.
+Plain Starlette endpoints (no FastAPI dependency machinery); the two completion
+endpoints are raw ASGI apps: the body is read once, parsed by orjson, validated
+by pydantic, and the answer sent without a Response object.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from backends.base import RequestKind
 from gateway import errors
 from gateway.completions import Caller
 from gateway.errors import APIError
-from gateway.http import error_response, json_response, read_json, request_id, unexpected_error
+from gateway.http import ClientGone, error_response, json_response, receive_json, request_id, send_json, unexpected_error
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, parse_body
 from gateway.sse import SSEResponse
 
@@ -29,34 +31,52 @@ def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-async def _complete(request: Request, kind: RequestKind) -> Response:
-    rid = request_id(request)
-    gw = _gateway(request)
-    caller = None
-    try:
-        key = await gw.auth.tenant_key(request)
-        caller = Caller(key=key, request_id=rid)
-        data = await read_json(request, gw.config.server.max_body_bytes)
-        body = parse_body(ChatCompletionRequest if kind == "chat" else CompletionRequest, data)
-        if body.stream:
-            answer = await gw.completions.stream(kind, body, caller)
-            return SSEResponse(answer.frames, answer.headers)  # type: ignore[arg-type,return-value]
-        answer = await gw.completions.complete(kind, body, caller)
-        return json_response(answer.body, answer.status, answer.headers)
-    except APIError as exc:
-        gw.metrics.errors.labels(kind, str(exc.status), exc.code or exc.type).inc()
-        return error_response(exc, rid)
-    except Exception as exc:  # noqa: BLE001 - the client must never see a trace
-        gw.metrics.errors.labels(kind, "500", "internal_error").inc()
-        return unexpected_error(exc, rid)
+class CompletionEndpoint:
+    """``POST /v1/chat/completions`` or ``/v1/completions`` as a raw ASGI app.
+
+    The hot path skips Starlette's request/response wrappers: the body comes
+    straight from ``receive`` and JSON answers go straight to ``send``. Every
+    answer carries ``x-maas-overhead-ms``: on success the gateway's own time (the
+    replica's excluded); on an error, all the time the request spent here.
+    """
+
+    def __init__(self, kind: RequestKind) -> None:
+        self.kind = kind
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        kind = self.kind
+        request = Request(scope, receive)
+        rid = request_id(request)
+        gw: Gateway = scope["app"].state.gateway
+        try:
+            key = await gw.auth.tenant_key(request)
+            caller = Caller(key=key, request_id=rid, received=started)
+            data = await receive_json(receive, request.headers.get("content-length"), gw.config.server.max_body_bytes)
+            body = parse_body(ChatCompletionRequest if kind == "chat" else CompletionRequest, data)
+            if body.stream:
+                answer = await gw.completions.stream(kind, body, caller)
+                await SSEResponse(answer.frames, answer.headers)(scope, receive, send)  # type: ignore[arg-type]
+                return
+            answer = await gw.completions.complete(kind, body, caller)
+        except ClientGone:
+            return
+        except APIError as exc:
+            gw.metrics.errors.labels(kind, str(exc.status), exc.code or exc.type).inc()
+            await _send_error(send, exc, rid, started)
+            return
+        except Exception as exc:  # noqa: BLE001 - the client must never see a trace
+            gw.metrics.errors.labels(kind, "500", "internal_error").inc()
+            await unexpected_error(exc, rid)(scope, receive, send)
+            return
+        await send_json(send, answer.body, answer.status, answer.headers)
 
 
-async def chat_completions(request: Request) -> Response:
-    return await _complete(request, "chat")
-
-
-async def completions(request: Request) -> Response:
-    return await _complete(request, "completion")
+async def _send_error(send: Send, exc: APIError, rid: str, started: float) -> None:
+    headers = dict(exc.headers)
+    headers["x-request-id"] = rid
+    headers["x-maas-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.3f}"
+    await send_json(send, exc.body(), exc.status, headers)
 
 
 def _model_card(gw: Gateway, name: str) -> dict:
@@ -133,8 +153,8 @@ async def readyz(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/chat/completions", CompletionEndpoint("chat"), methods=["POST"]),
+    Route("/v1/completions", CompletionEndpoint("completion"), methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", get_model, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
