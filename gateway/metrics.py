@@ -27,6 +27,35 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+class _CachedLabels:
+    """``labels(*values)`` answered from a plain dict after the first call.
+
+    prometheus-client re-validates and re-stringifies label values under a lock on
+    every call (~10 calls per request on the hot path); our label sets are bounded,
+    so the children can be kept by their raw values.
+    """
+
+    def labels(self, *values: Any, **kw: Any) -> Any:
+        if kw:
+            return super().labels(*values, **kw)  # type: ignore[misc]
+        try:
+            return self._children[values]  # type: ignore[attr-defined]
+        except AttributeError:
+            self._children = {}
+        except KeyError:
+            pass
+        child = self._children[values] = super().labels(*values)  # type: ignore[misc]
+        return child
+
+
+class _Counter(_CachedLabels, Counter):
+    pass
+
+
+class _Histogram(_CachedLabels, Histogram):
+    pass
+
+
 class _LiveGauges(Collector):
     """Gauges computed at scrape time from the replica registry and the ledger."""
 
@@ -58,47 +87,50 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "maas_requests", "Completed API requests", ["endpoint", "model", "replica", "chip", "status_class"], registry=r
+        self.requests = _Counter(
+            "maas_requests",
+            "Completion requests answered, by status class (refused ones with empty model, replica, chip)",
+            ["endpoint", "model", "replica", "chip", "status_class"],
+            registry=r,
         )
-        self.errors = Counter("maas_errors", "Error responses by code", ["endpoint", "status", "code"], registry=r)
-        self.latency = Histogram(
+        self.errors = _Counter("maas_errors", "Error responses by code", ["endpoint", "status", "code"], registry=r)
+        self.latency = _Histogram(
             "maas_request_duration_seconds",
             "End-to-end request latency",
             ["endpoint", "model", "stream"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.ttft = Histogram(
+        self.ttft = _Histogram(
             "maas_time_to_first_token_seconds", "Time to first token", ["model", "chip"], buckets=_LATENCY_BUCKETS, registry=r
         )
-        self.tpot = Histogram(
+        self.tpot = _Histogram(
             "maas_time_per_output_token_seconds", "Time per output token", ["model", "chip"], buckets=_TPOT_BUCKETS, registry=r
         )
-        self.prompt_tokens = Counter("maas_prompt_tokens", "Prompt tokens billed", ["model", "replica", "chip"], registry=r)
-        self.completion_tokens = Counter(
+        self.prompt_tokens = _Counter("maas_prompt_tokens", "Prompt tokens billed", ["model", "replica", "chip"], registry=r)
+        self.completion_tokens = _Counter(
             "maas_completion_tokens", "Completion tokens billed", ["model", "replica", "chip"], registry=r
         )
-        self.revenue = Counter("maas_revenue_usd", "Price charged to tenants, USD", ["model", "chip"], registry=r)
-        self.compute_cost = Counter(
+        self.revenue = _Counter("maas_revenue_usd", "Price charged to tenants, USD", ["model", "chip"], registry=r)
+        self.compute_cost = _Counter(
             "maas_compute_cost_usd", "Replica cost attributed to requests, USD", ["model", "replica", "chip"], registry=r
         )
-        self.overhead = Histogram(
+        self.overhead = _Histogram(
             "maas_gateway_overhead_seconds",
             "Time spent in the gateway, upstream excluded",
             ["endpoint"],
             buckets=_OVERHEAD_BUCKETS,
             registry=r,
         )
-        self.decisions = Counter(
+        self.decisions = _Counter(
             "maas_routing_decisions", "Routing decisions", ["policy", "replica", "chip", "reason"], registry=r
         )
-        self.failovers = Counter("maas_routing_failovers", "Attempts that failed and were retried elsewhere", ["replica", "code"], registry=r)
-        self.rate_limited = Counter("maas_rate_limited", "Requests refused by limits", ["kind"], registry=r)
-        self.ledger_flush = Histogram(
+        self.failovers = _Counter("maas_routing_failovers", "Attempts that failed and were retried elsewhere", ["replica", "code"], registry=r)
+        self.rate_limited = _Counter("maas_rate_limited", "Requests refused by limits", ["kind"], registry=r)
+        self.ledger_flush = _Histogram(
             "maas_ledger_flush_seconds", "Duration of one ledger group commit", buckets=_FLUSH_BUCKETS, registry=r
         )
-        self.ledger_batch = Histogram(
+        self.ledger_batch = _Histogram(
             "maas_ledger_flush_rows", "Rows per ledger group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r
         )
 
@@ -107,6 +139,11 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def refused(self, endpoint: str, status: int, code: str) -> None:
+        """A request answered with an error before (or instead of) a replica's answer."""
+        self.requests.labels(endpoint, "", "", "", status_class(status)).inc()
+        self.errors.labels(endpoint, str(status), code).inc()
 
     # RoutingObserver
     def decision(self, policy: str, replica: Any, reason: str) -> None:

@@ -62,11 +62,11 @@ class CompletionEndpoint:
         except ClientGone:
             return
         except APIError as exc:
-            gw.metrics.errors.labels(kind, str(exc.status), exc.code or exc.type).inc()
+            gw.metrics.refused(kind, exc.status, exc.code or exc.type)
             await _send_error(send, exc, rid, started)
             return
         except Exception as exc:  # noqa: BLE001 - the client must never see a trace
-            gw.metrics.errors.labels(kind, "500", "internal_error").inc()
+            gw.metrics.refused(kind, 500, "internal_error")
             await unexpected_error(exc, rid)(scope, receive, send)
             return
         await send_json(send, answer.body, answer.status, answer.headers)
