@@ -11,15 +11,14 @@ replica with no profile is predicted from its EWMAs alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from routing.replica import Replica
+from routing.replica import Replica, profile_tpot_s
 from routing.route import RouteRequest
 
 #: when nothing is known about typical output lengths
 _DEFAULT_OUTPUT_TOKENS = 128.0
-#: prefill never gets more than this share of a replica's time in the model
-_MAX_PREFILL_SHARE = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +58,22 @@ def expected_output_tokens(replica: Replica, route: RouteRequest) -> float:
     return max(1.0, min(float(route.max_tokens), typical))
 
 
-def predict(replica: Replica, route: RouteRequest) -> Prediction:
-    """Predict TTFT/TPOT/cost of ``route`` placed on ``replica`` now."""
+def pooled_output_tokens(replicas: Sequence[Replica], route: RouteRequest) -> float:
+    """Output tokens to expect, pooled over replicas (one estimate for all, so
+    comparisons between replicas are not skewed by which got the short answers)."""
+    known = [(r.telemetry.output_tokens, r.telemetry.requests) for r in replicas if r.telemetry.output_tokens]
+    weight = sum(max(1, n) for _, n in known)
+    typical = sum(t * max(1, n) for t, n in known) / weight if known else _DEFAULT_OUTPUT_TOKENS
+    return max(1.0, min(float(route.max_tokens), typical))
+
+
+def predict(replica: Replica, route: RouteRequest, *, output_tokens: float | None = None) -> Prediction:
+    """Predict TTFT/TPOT/cost of ``route`` placed on ``replica`` now
+    (``output_tokens``: the expected output length, default the replica's mean)."""
     telemetry = replica.telemetry
     sequences = max(1, route.n)
     load = telemetry.outstanding_sequences()
-    output = expected_output_tokens(replica, route)
+    output = expected_output_tokens(replica, route) if output_tokens is None else output_tokens
     batch = load + sequences
     profile = replica.profile
     if profile is None:
@@ -83,9 +92,7 @@ def predict(replica: Replica, route: RouteRequest) -> Prediction:
     prompt = max(0, route.prompt_tokens)
     backlog = max(0, telemetry.prefill_backlog_tokens)
     ttft = queue_wait + profile.prefill_time_s(backlog + prompt) + step
-    # prefill chunks of new arrivals ride in the decode steps and stretch them
-    prefill_share = min(_MAX_PREFILL_SHARE, profile.prefill_time_s(round(telemetry.prompt_tokens_per_s())))
-    tpot = step / (1.0 - prefill_share)
+    tpot = profile_tpot_s(profile, running, telemetry.prompt_tokens_per_s())
     ttft *= telemetry.ttft_calibration() or 1.0
     calibration = telemetry.tpot_calibration() or 1.0
     tpot *= calibration

@@ -24,6 +24,18 @@ class PerformanceProfile(Protocol):
         ...
 
 
+#: prefill never gets more than this share of a replica's time in the model
+MAX_PREFILL_SHARE = 0.8
+
+
+def profile_tpot_s(profile: PerformanceProfile, batch: float, prompt_tokens_per_s: float) -> float:
+    """Model TPOT: the decode step at ``batch``, stretched by the prefill chunks of
+    arriving prompts that vLLM interleaves into the steps (chunked prefill)."""
+    step = profile.step_time_s(max(1, min(round(batch), profile.max_batch)))
+    share = min(MAX_PREFILL_SHARE, profile.prefill_time_s(max(0, round(prompt_tokens_per_s))))
+    return step / (1.0 - share)
+
+
 class Replica:
     """A replica of one model on one chip, with its telemetry and circuit breaker.
 
@@ -53,6 +65,8 @@ class Replica:
         self.simulated = simulated
         self.telemetry = telemetry
         self.breaker = breaker
+        if profile is not None and telemetry.tpot_reference is None:
+            telemetry.tpot_reference = lambda batch, prompt_rate: profile_tpot_s(profile, batch, prompt_rate)
         self.draining = False
         self.busy_until = 0.0
         # float copy for scoring arithmetic; money sums stay in Decimal elsewhere

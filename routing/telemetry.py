@@ -2,9 +2,12 @@
 
 EWMAs of time-to-first-token, time-per-output-token and end-to-end latency,
 outstanding work, recent error rate and the engine's own stats. Also the
-calibration of predictions: the EWMA of what a policy predicted next to the EWMA
-of what happened, for the same requests, so a chip profile that is off by 2x is
-corrected by live traffic.
+calibration of predictions, so a chip profile that is off by 2x is corrected by
+live traffic: TTFT compares what the policy predicted at dispatch with what
+happened; TPOT compares each finished request's TPOT with the reference model
+(``tpot_reference``, set from the chip profile) evaluated at the conditions the
+request actually decoded under (mean batch, prompt tokens arriving), so batches
+that grew after dispatch are not mistaken for a slow chip.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from backends.base import EngineStats
 from gateway.config import RoutingConfig
 
 #: time constant of the decayed prompt-token arrival rate
-_RATE_WINDOW_S = 10.0
+_RATE_WINDOW_S = 5.0
 #: calibration factors are clamped so one outlier cannot make a replica look free or dead
 _CALIBRATION_RANGE = (0.25, 4.0)
+
+
+class TpotReference(Protocol):
+    """Model TPOT (seconds) at a mean batch and a rate of prompt tokens arriving."""
+
+    def __call__(self, batch: float, prompt_tokens_per_s: float) -> float: ...
 
 
 @dataclass(slots=True)
@@ -34,6 +44,9 @@ class InFlight:
     predicted_ttft_s: float | None = None
     predicted_tpot_s: float | None = None
     first_token_at: float | None = None
+    #: sequence-time and prompt-token counters when the first token arrived
+    sequence_mark: float = 0.0
+    prompt_mark: float = 0.0
     done: bool = False
 
 
@@ -78,6 +91,11 @@ class ReplicaTelemetry:
         # difference of this between its end and its start
         self._prompt_mass = 0.0
         self._prompt_mass_at = clock()
+        self._created_at = self._prompt_mass_at
+        self._prompt_total = 0.0
+        self._sequence_integral = 0.0
+        #: reference TPOT model for calibration (the Replica sets it from its chip profile)
+        self.tpot_reference: TpotReference | None = None
         self._share_integral = 0.0
         self._busy_seconds = 0.0
         self._last_change = clock()
@@ -121,14 +139,16 @@ class ReplicaTelemetry:
         return _ratio(self._ttft_obs, self._ttft_pred)
 
     def tpot_calibration(self) -> float | None:
-        """Observed / predicted TPOT over the same recent requests (None: no data)."""
+        """Observed / reference-model TPOT over recent requests (None: no data)."""
         return _ratio(self._tpot_obs, self._tpot_pred)
 
     def prompt_tokens_per_s(self, now: float | None = None) -> float:
-        """Recent rate of prompt tokens sent here (exponentially decayed, ~10 s window):
+        """Recent rate of prompt tokens sent here (exponentially decayed, ~5 s window):
         the prefill work that will interrupt decoding."""
         now = self._clock() if now is None else now
-        return self._decayed_mass(now) / _RATE_WINDOW_S
+        # early on the window is shorter than its time constant: don't under-count
+        seen = 1.0 - math.exp(-max(0.0, now - self._created_at) / _RATE_WINDOW_S)
+        return self._decayed_mass(now) / (_RATE_WINDOW_S * max(seen, 0.1))
 
     def outstanding_sequences(self) -> int:
         """Sequences the replica is working on or queueing, by the freshest source.
@@ -157,6 +177,7 @@ class ReplicaTelemetry:
         self.prefill_backlog_tokens += prompt_tokens
         self._prompt_mass = self._decayed_mass(now) + prompt_tokens
         self._prompt_mass_at = now
+        self._prompt_total += prompt_tokens
         return InFlight(
             started=now,
             prompt_tokens=prompt_tokens,
@@ -169,7 +190,11 @@ class ReplicaTelemetry:
     def first_token(self, ticket: InFlight) -> float:
         """Note the first token of a request; returns its TTFT in seconds."""
         if ticket.first_token_at is None:
-            ticket.first_token_at = self._clock()
+            now = self._clock()
+            self._advance(now)
+            ticket.first_token_at = now
+            ticket.sequence_mark = self._sequence_integral
+            ticket.prompt_mark = self._prompt_total
             self.prefill_backlog_tokens -= ticket.prompt_tokens
         return ticket.first_token_at - ticket.started
 
@@ -206,12 +231,17 @@ class ReplicaTelemetry:
                 self._ttft_obs.add(ttft)
                 self._ttft_pred.add(ticket.predicted_ttft_s)
             per_sequence = output_tokens / max(1, ticket.sequences)
-            if per_sequence > 1:
-                tpot = (now - ticket.first_token_at) / (per_sequence - 1)
+            decoding = now - ticket.first_token_at
+            if per_sequence > 1 and decoding > 0:
+                tpot = decoding / (per_sequence - 1)
                 self._tpot.add(tpot)
-                if ticket.predicted_tpot_s:
-                    self._tpot_obs.add(tpot)
-                    self._tpot_pred.add(ticket.predicted_tpot_s)
+                if self.tpot_reference is not None:
+                    batch = (self._sequence_integral - ticket.sequence_mark) / decoding
+                    arriving = (self._prompt_total - ticket.prompt_mark) / decoding
+                    reference = self.tpot_reference(max(1.0, batch), arriving)
+                    if reference > 0:
+                        self._tpot_obs.add(tpot)
+                        self._tpot_pred.add(reference)
         return share
 
     def record_engine(self, stats: EngineStats) -> None:
@@ -248,6 +278,7 @@ class ReplicaTelemetry:
         elapsed = now - self._last_change
         if elapsed > 0 and self.in_flight > 0:
             self._share_integral += elapsed / self.in_flight
+            self._sequence_integral += elapsed * self.in_flight_sequences
             self._busy_seconds += elapsed
         self._last_change = max(now, self._last_change)
 

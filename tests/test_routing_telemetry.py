@@ -143,3 +143,44 @@ def test_scorecard_keeps_only_the_most_recent_window_per_chip():
         card.record("c", True, ttft, 10, 1.0, Decimal("1"))
     (row,) = card.rows()
     assert row["requests"] == 3 and row["ttft_p95_ms"] == 100.0
+
+
+def test_tpot_calibration_compares_with_the_profile_at_the_batch_the_request_really_decoded_in():
+    from tests.test_routing_fakes import LinearProfile
+
+    clock = FakeClock()
+    profile = LinearProfile(prefill_tok_s=1e12, step_1_s=0.010, step_32_s=0.041, max_batch=64)
+    replica = make_replica("a", profile=profile, clock=clock)
+    telemetry = replica.telemetry
+    ticket = telemetry.begin(10)
+    clock.advance(0.01)
+    telemetry.first_token(ticket)
+    # nine more sequences join right after: the batch is 10, the step 19 ms
+    others = [telemetry.begin(10) for _ in range(9)]
+    clock.advance(0.019 * 10)
+    telemetry.finish(ticket, ok=True, output_tokens=11)
+    # a chip that is exactly as fast as its profile is not "slow" because its batch grew
+    assert telemetry.tpot_calibration() == pytest.approx(1.0, rel=0.02)
+    for other in others:
+        telemetry.finish(other, ok=None)
+
+
+def test_prompt_token_rate_is_not_under_counted_while_the_window_fills():
+    clock = FakeClock()
+    t = ReplicaTelemetry(clock=clock)
+    for _ in range(10):
+        t.begin(1000)
+        clock.advance(0.1)
+    assert t.prompt_tokens_per_s() == pytest.approx(10_000, rel=0.15)
+
+
+def test_efficient_point_is_the_largest_batch_within_the_tpot_limit():
+    from routing.capacity import efficient_point
+    from tests.test_routing_fakes import LinearProfile
+
+    profile = LinearProfile(prefill_tok_s=10_000, step_1_s=0.010, step_32_s=0.041, max_batch=256)
+    point = efficient_point(profile, prompt_tokens=1000, output_tokens=200, tpot_limit_s=0.08)
+    assert point is not None and point.tpot_s <= 0.08
+    bigger = efficient_point(profile, prompt_tokens=1000, output_tokens=200, tpot_limit_s=0.2)
+    assert bigger is not None and bigger.batch > point.batch and bigger.requests_per_s > point.requests_per_s
+    assert efficient_point(profile, prompt_tokens=1000, output_tokens=200, tpot_limit_s=0.005) is None
