@@ -73,7 +73,7 @@ class _LiveGauges(Collector):
         for replica in self._replicas():
             values = [replica.id, replica.model, replica.chip]
             in_flight.add_metric(values, replica.telemetry.in_flight)
-            state = str(getattr(replica.breaker.state, "value", replica.breaker.state))
+            state = replica.breaker.state()
             healthy.add_metric(values, 0 if (replica.draining or state == "open") else 1)
             circuit.add_metric(values, _CIRCUIT.get(state, 2))
         depth = GaugeMetricFamily("maas_ledger_queue_depth", "Usage records waiting for group commit")
