@@ -97,6 +97,26 @@ def lower_bound_cost_per_mtok(
     pool: Sequence[PoolMember], rate_rps: float, prompt: float, output: float, slo: SLO
 ) -> float:
     """USD per 1M output tokens with the load poured into the cheapest capacity first."""
+    return _fill_usd_per_s(pool, rate_rps, prompt, output, slo) / (rate_rps * output) * 1e6
+
+
+def windowed_lower_bound_cost_per_mtok(
+    pool: Sequence[PoolMember], replay: Sequence[TraceRequest], prompt: float, output: float, slo: SLO,
+    window_s: float = 60.0,
+) -> float:
+    """The same bound applied to each ``window_s`` of the replay at its own rate.
+
+    The trace's rate moves (bursts), and pouring cheapest-first is convex in the
+    rate, so this is higher than the whole-run bound yet still one no policy beats.
+    """
+    counts: dict[int, int] = {}
+    for r in replay:
+        counts[int(r.arrival_s // window_s)] = counts.get(int(r.arrival_s // window_s), 0) + 1
+    usd = sum(_fill_usd_per_s(pool, n / window_s, prompt, output, slo) * window_s for n in counts.values())
+    return usd / (len(replay) * output) * 1e6
+
+
+def _fill_usd_per_s(pool: Sequence[PoolMember], rate_rps: float, prompt: float, output: float, slo: SLO) -> float:
     points = [
         (p, m.count) for m in pool if (p := operating_point(m.profile, prompt, output, slo)) is not None
     ]
@@ -108,7 +128,7 @@ def lower_bound_cost_per_mtok(
         left -= take
     if left > 1e-9:  # beyond SLO capacity: the rest at the dearest point (still a bound)
         usd_per_s += left * points[-1][0].usd_per_request
-    return usd_per_s / (rate_rps * output) * 1e6
+    return usd_per_s
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -117,7 +137,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def summarize(result: SimResult, slo: SLO, lower_bound: float) -> dict[str, object]:
+def summarize(
+    result: SimResult, slo: SLO, lower_bound: float, windowed_bound: float | None = None
+) -> dict[str, object]:
     """The per-policy numbers of one load level."""
     n = len(result.ttft_s)
     ttft_ok = [t <= slo.ttft_ms / 1000 for t in result.ttft_s]
@@ -130,6 +152,8 @@ def summarize(result: SimResult, slo: SLO, lower_bound: float) -> dict[str, obje
         "cost_per_mtok": round(per_mtok, 4),
         "lower_bound_cost_per_mtok": round(lower_bound, 4),
         "cost_vs_lower_bound": round(per_mtok / lower_bound, 3),
+        "windowed_lower_bound_cost_per_mtok": None if windowed_bound is None else round(windowed_bound, 4),
+        "cost_vs_windowed_lower_bound": None if windowed_bound is None else round(per_mtok / windowed_bound, 3),
         "cost_per_mtok_total_tokens": round(float(cost / Decimal(total_tokens) * Decimal(1_000_000)), 4),
         "cost_usd": str(cost.quantize(Decimal("0.000001"))),
         "slo_attainment": round(sum(a and b for a, b in zip(ttft_ok, tpot_ok, strict=True)) / n, 4),
@@ -161,11 +185,12 @@ def run_benchmark(trace: list[TraceRequest], pool: list[PoolMember], slo: SLO) -
         rate = capacity * fraction
         replay = rescale(trace, rate)
         bound = lower_bound_cost_per_mtok(pool, rate, prompt, output, slo)
+        windowed = windowed_lower_bound_cost_per_mtok(pool, replay, prompt, output, slo)
         policies: dict[str, dict[str, object]] = {}
         for name in POLICY_NAMES:
             started = time.perf_counter()
             result = run_simulation(replay, pool, make_policy(name, slo=slo), slo)
-            policies[name] = summarize(result, slo, bound)
+            policies[name] = summarize(result, slo, bound, windowed)
             policies[name]["wall_s"] = round(time.perf_counter() - started, 2)
         baseline = float(policies["round_robin"]["cost_per_mtok"])  # type: ignore[arg-type]
         for stats in policies.values():
@@ -174,6 +199,7 @@ def run_benchmark(trace: list[TraceRequest], pool: list[PoolMember], slo: SLO) -
             "load_fraction_of_capacity": fraction,
             "rate_rps": round(rate, 2),
             "lower_bound_cost_per_mtok": round(bound, 4),
+            "windowed_lower_bound_cost_per_mtok": round(windowed, 4),
             "policies": policies,
         }
     return {
@@ -189,14 +215,21 @@ def check_targets(levels: dict[str, dict[str, object]]) -> list[dict[str, object
     med = levels["medium"]["policies"]  # type: ignore[index]
     high = levels["high"]["policies"]  # type: ignore[index]
     cl = med["cost_latency"]
-    out = []
+    out: list[dict[str, object]] = []
+
+    def target(text: str, value: object, met: bool) -> None:
+        out.append({"target": text, "value": value, "met": met})
+
     for rival in ("round_robin", "least_outstanding"):
         saving = 1 - cl["cost_per_mtok"] / med[rival]["cost_per_mtok"]
-        out.append({"target": f"medium: cost_latency >= 30% cheaper than {rival}", "value": round(saving, 3), "met": saving >= 0.30})
-    out.append({"target": "medium: cost_latency SLO attainment >= 99%", "value": cl["slo_attainment"], "met": cl["slo_attainment"] >= 0.99})
-    out.append({"target": "medium: cost_latency within 1.2x of the lower bound", "value": cl["cost_vs_lower_bound"], "met": cl["cost_vs_lower_bound"] <= 1.2})
+        target(f"medium: cost_latency >= 30% cheaper than {rival}", round(saving, 3), saving >= 0.30)
+    target("medium: cost_latency SLO attainment >= 99%", cl["slo_attainment"], cl["slo_attainment"] >= 0.99)
+    vs_bound = cl["cost_vs_lower_bound"]
+    target("medium: cost_latency within 1.2x of the lower bound", vs_bound, vs_bound <= 1.2)
+    vs_windowed = cl["cost_vs_windowed_lower_bound"]
+    target("(context) medium: cost_latency within 1.2x of the windowed lower bound", vs_windowed, vs_windowed <= 1.2)
     hcl, hlo = high["cost_latency"]["slo_attainment"], high["least_outstanding"]["slo_attainment"]
-    out.append({"target": "high: cost_latency SLO attainment >= least_outstanding's", "value": f"{hcl} vs {hlo}", "met": hcl >= hlo})
+    target("high: cost_latency SLO attainment >= least_outstanding's", f"{hcl} vs {hlo}", hcl >= hlo)
     return out
 
 
@@ -213,25 +246,37 @@ def markdown(report: dict[str, object]) -> str:
         f"(mean prompt {report['mean_prompt_tokens']} / output {report['mean_output_tokens']} tokens). "
         f"Pool SLO capacity (fluid model) {report['pool_capacity_rps']} req/s. "
         "Cost: $/hour of each replica only while it has work (idle replicas scaled in), per 1M output tokens; "
-        "lower bound: load poured into the cheapest capacity first at each chip's best SLO-meeting batch.",
+        "lower bound: load poured into the cheapest capacity first at each chip's best SLO-meeting batch "
+        "(fluid model; 'windowed' applies it to each 60 s of the replay at that window's own rate, which "
+        "accounts for the trace's bursts and is still a bound no policy beats).",
         "",
-        "| load | policy | $/1M out tok | vs lower bound | vs round_robin | SLO met | TTFT p50 ms | TTFT p99 ms | TPOT p99 ms | replicas used |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| load | policy | $/1M out tok | vs lower bound | vs windowed bound | vs round_robin | SLO met "
+        "| TTFT p50 ms | TTFT p99 ms | TPOT p99 ms | replicas used |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level, data in report["levels"].items():  # type: ignore[union-attr]
         for name, s in data["policies"].items():
             lines.append(
-                f"| {level} ({data['rate_rps']} req/s) | {name} | {s['cost_per_mtok']:.3f} | {s['cost_vs_lower_bound']:.2f}x "
+                f"| {level} ({data['rate_rps']} req/s) | {name} | {s['cost_per_mtok']:.3f} "
+                f"| {s['cost_vs_lower_bound']:.2f}x | {s['cost_vs_windowed_lower_bound']:.2f}x "
                 f"| {s['cost_vs_round_robin']:.2f}x | {s['slo_attainment'] * 100:.1f}% | {s['ttft_p50_ms']:.0f} "
                 f"| {s['ttft_p99_ms']:.0f} | {s['tpot_p99_ms']:.0f} | {s['replicas_used']} |"
             )
         lines.append(
-            f"| {level} | *lower bound* | {data['lower_bound_cost_per_mtok']:.3f} | 1.00x | | | | | | |"
+            f"| {level} | *lower bound (whole run / per 60 s window)* | {data['lower_bound_cost_per_mtok']:.3f} / "
+            f"{data['windowed_lower_bound_cost_per_mtok']:.3f} | | | | | | | | |"
         )
     lines += ["", "Targets (medium = 40% of SLO capacity, high = 75%):", ""]
     for t in report["targets"]:  # type: ignore[union-attr]
         lines.append(f"- {'met' if t['met'] else 'NOT met'}: {t['target']} (measured {t['value']})")
     lines += [
+        "",
+        "Notes: the trace has no prompt-prefix information, so `prefix_affinity` runs its fallback and equals "
+        "`least_outstanding`. `cheapest` sends everything to the lowest $/hour replicas (the L4s), whose queues "
+        "never drain: its TTFTs are queueing times. The gap of `cost_latency` to the lower bound is mostly "
+        "batching it cannot have: the bound runs every chip at its most efficient batch, but a replica only "
+        "reaches that batch when enough requests are in flight (at low load even one MI300X runs at a mean "
+        "batch far below it).",
         "",
         f"Machine: {report['machine']}. Command: `{report['command']}` ({report['wall_s']} s wall). "
         "Deterministic: the same command gives the same numbers.",
@@ -262,6 +307,9 @@ def plot(report: dict[str, object], path: Path) -> None:
     labels = [f"{lvl}\n{d['rate_rps']} req/s" for lvl, d in levels]
     for ax in (ax_cost, ax_slo):
         ax.set_xticks(centers, labels)
+    for j, (_, d) in enumerate(levels):
+        ax_cost.hlines(d["windowed_lower_bound_cost_per_mtok"], j - width / 2, j + 0.8 - width / 2, colors="grey",
+                       linestyles="dotted", label="lower bound, per 60 s window" if j == 0 else None)
     ax_cost.set_ylabel("USD per 1M output tokens (busy time only)")
     ax_cost.set_yscale("log")
     ax_cost.set_title("Compute cost")
@@ -314,12 +362,16 @@ def main(argv: list[str] | None = None) -> int:
         "trace_source": TRACE_SOURCE,
         "requests": len(trace),
         "slo": {"ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms},
-        "pool": [{"chip": c, "replicas": n, "cost_per_hour": str(chip_profile(c).cost_per_hour), "simulated": True} for c, n in POOL],
+        "pool": [
+            {"chip": c, "replicas": n, "cost_per_hour": str(chip_profile(c).cost_per_hour), "simulated": True}
+            for c, n in POOL
+        ],
     }
     report.update(run_benchmark(trace, pool, slo))
     report["targets"] = check_targets(report["levels"])  # type: ignore[arg-type]
     report["machine"] = machine()
-    report["command"] = "python -m loadtests.bench_routing " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    given = argv if argv is not None else sys.argv[1:]
+    report["command"] = " ".join(["python -m loadtests.bench_routing", *(shlex.quote(a) for a in given)])
     report["wall_s"] = round(time.perf_counter() - started, 1)
 
     table = markdown(report)
@@ -330,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         plot(report, args.out_dir / "routing_policies.png")
-        (args.out_dir / "RESULTS_routing.md").write_text(table + "\n![routing policies](routing/routing_policies.png)\n")
+        snippet = table + "\n![routing policies](routing/routing_policies.png)\n"
+        (args.out_dir / "RESULTS_routing.md").write_text(snippet)
         (args.out_dir / "routing_full.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         print(f"wrote {args.out_dir}/routing_policies.png, RESULTS_routing.md, routing_full.json")
     return 0

@@ -266,7 +266,9 @@ def run_simulation(
             predicted_tpot_s=decision.predicted_tpot_s,
         )
         engine = engine_of[id(replica)]
-        engine.waiting.append(_Seq(next_arrival, request.arrival_s, request.prompt_tokens, request.output_tokens, ticket))
+        engine.waiting.append(
+            _Seq(next_arrival, request.arrival_s, request.prompt_tokens, request.output_tokens, ticket)
+        )
         kick(engine)
         next_arrival += 1
 

@@ -159,4 +159,6 @@ def make_replica(
 
 
 def request(request_id: str = "req-1") -> GenerationRequest:
-    return GenerationRequest(request_id=request_id, model="m", kind="chat", messages=[{"role": "user", "content": "hi"}])
+    return GenerationRequest(
+        request_id=request_id, model="m", kind="chat", messages=[{"role": "user", "content": "hi"}]
+    )
