@@ -70,15 +70,20 @@ class _LiveGauges(Collector):
         circuit = GaugeMetricFamily(
             "maas_replica_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=labels
         )
+        simulated = GaugeMetricFamily(
+            "maas_replica_simulated", "1 if the replica is the simulated backend (a test double, not real hardware)",
+            labels=labels,
+        )
         for replica in self._replicas():
             values = [replica.id, replica.model, replica.chip]
             in_flight.add_metric(values, replica.telemetry.in_flight)
             state = replica.breaker.state()
             healthy.add_metric(values, 0 if (replica.draining or state == "open") else 1)
             circuit.add_metric(values, _CIRCUIT.get(state, 2))
+            simulated.add_metric(values, 1 if getattr(replica, "simulated", False) else 0)
         depth = GaugeMetricFamily("maas_ledger_queue_depth", "Usage records waiting for group commit")
         depth.add_metric([], self._ledger_depth())
-        yield from (in_flight, healthy, circuit, depth)
+        yield from (in_flight, healthy, circuit, simulated, depth)
 
 
 class GatewayMetrics:

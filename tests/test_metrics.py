@@ -163,11 +163,13 @@ def test_overhead_header_on_every_answer_matches_the_histogram(traffic: dict) ->
 def test_replica_gauges_show_every_replica_idle_healthy_and_closed(traffic: dict, server: LiveServer) -> None:
     after = traffic["after"]
     replicas = {r.id: r.chip for r in server.gateway.registry.all()}
-    for name in ("maas_replica_in_flight", "maas_replica_healthy", "maas_replica_circuit_state"):
+    for name in ("maas_replica_in_flight", "maas_replica_healthy", "maas_replica_circuit_state", "maas_replica_simulated"):
         assert {labels["replica"]: labels["chip"] for labels in after.series(name)} == replicas
     assert after.total("maas_replica_in_flight") == 0
     assert after.total("maas_replica_healthy") == len(replicas)
     assert after.total("maas_replica_circuit_state") == 0
+    # the pool is the simulated test double, and /metrics says so
+    assert after.total("maas_replica_simulated") == len(replicas)
 
 
 def test_ledger_gauges_show_every_record_flushed(traffic: dict) -> None:
@@ -234,3 +236,24 @@ def test_an_open_circuit_shows_as_unhealthy_state_2(server: LiveServer) -> None:
     assert after.total("maas_replica_circuit_state", replica="other-0") == 2
     assert after.total("maas_replica_healthy", replica="other-0") == 0
     assert after.total("maas_replica_healthy", replica="h100-0") == 1
+
+
+def test_dashboard_queries_only_metrics_the_gateway_exports(traffic: dict) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parent.parent / "deploy" / "grafana" / "maas-gateway.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exported = {s.name for s in traffic["after"].samples}
+    for family in traffic["after"].families:  # a labelled counter with no child yet has no samples
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+        exported |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+    used = {name for expr in exprs for name in re.findall(r"\b(maas_[a-z_]+)\b", expr)}
+    assert used, "the dashboard queries no maas_ metric"
+    missing = sorted(used - exported)
+    assert not missing, f"dashboard queries metrics /metrics does not export: {missing}"
+    # the shipped dashboard covers every family the gateway exports
+    families = {f.name for f in traffic["after"].families}
+    covered = {f for f in families if any(name.startswith(f) for name in used)}
+    assert {f for f in families - covered if not f.endswith("_created")} == set(), sorted(families - covered)
