@@ -29,7 +29,7 @@ _SHUTDOWN_TIMEOUT_S = 5.0
 class EngineTelemetry:
     """Latest scheduler stats of the engine, written by vLLM's stat-logger hook.
 
-    Reading is a field access (never blocks). ``logger_factory`` is what
+    Reading is a field access (never blocks). ``logger_factory()`` is what
     ``AsyncLLM(stat_loggers=[...])`` takes.
     """
 
@@ -53,24 +53,40 @@ class EngineTelemetry:
     def snapshot(self) -> EngineStats:
         return EngineStats(running=self.running, waiting=self.waiting, kv_cache_usage=self.kv_cache_usage)
 
-    def logger_factory(self) -> Callable[[Any, int], Any]:
-        """A per-engine stat-logger factory for vLLM (duck-typed StatLoggerBase)."""
+    def logger_factory(self) -> Any:
+        """The stat logger to hand to ``AsyncLLM(stat_loggers=[...])``.
+
+        With vLLM importable, it stands in for vLLM's own Prometheus logger, which
+        vLLM adds unless one is given: that logger fills the process-global
+        registry (the gateway serves its own) and, measured under load, took a
+        third of the event loop's time in ``Histogram.observe``.
+        """
         telemetry = self
+        try:
+            from vllm.v1.metrics.loggers import PrometheusStatLogger
+        except ImportError:
+            PrometheusStatLogger = None  # noqa: N806
 
-        class _TelemetryStatLogger:
-            def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
-                self.engine_index = engine_index
+        class _TelemetryStatLogger(*((PrometheusStatLogger,) if PrometheusStatLogger else ())):  # type: ignore[misc]
+            # Subclassing is only for vLLM's "custom Prometheus logger given"
+            # check; none of the parent's metrics are created.
+            def __init__(self, vllm_config: Any = None, engine_indexes: Any = None) -> None:
+                self.engine_indexes = engine_indexes
 
-            def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
+            def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
+                       engine_idx: int = 0) -> None:
                 telemetry.record(scheduler_stats, iteration_stats, mm_cache_stats, engine_idx)
+
+            def record_admission_rejection(self, reason: str) -> None:
+                pass
+
+            def record_sleep_state(self, is_awake: int = 0, level: int = 0) -> None:
+                pass
 
             def log_engine_initialized(self) -> None:
                 pass
 
             def log(self) -> None:
-                pass
-
-            def record_sleep_state(self, is_awake: int, level: int) -> None:
                 pass
 
         return _TelemetryStatLogger

@@ -204,7 +204,7 @@ class _SchedulerStats:
 
 def test_stat_logger_feeds_the_latest_scheduler_stats_into_telemetry():
     telemetry = EngineTelemetry()
-    logger = telemetry.logger_factory()(None, 0)
+    logger = telemetry.logger_factory()(None, [0])
     logger.record(_SchedulerStats(5, 2, 0.25, num_skipped_waiting_reqs=1), None)
     logger.record(None, None)  # steps without scheduler stats keep the last ones
     stats = telemetry.snapshot()
