@@ -75,7 +75,7 @@ class CompletionEndpoint:
 async def _send_error(send: Send, exc: APIError, rid: str, started: float) -> None:
     headers = dict(exc.headers)
     headers["x-request-id"] = rid
-    headers["x-maas-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.3f}"
+    headers["x-maas-overhead-ms"] = _overhead(started)
     await send_json(send, exc.body(), exc.status, headers)
 
 
@@ -107,7 +107,12 @@ def _allowed(key, gw: Gateway, name: str) -> bool:
     return model is not None and key.allows(model.name, *model.aliases)
 
 
+def _overhead(started: float) -> str:
+    return f"{(time.perf_counter() - started) * 1000:.3f}"
+
+
 async def list_models(request: Request) -> Response:
+    started = time.perf_counter()
     rid = request_id(request)
     gw = _gateway(request)
     try:
@@ -117,12 +122,16 @@ async def list_models(request: Request) -> Response:
             for name in gw.catalog.names()
             if _allowed(key, gw, name)
         ]
-        return json_response({"object": "list", "data": data}, headers={"x-request-id": rid})
+        return json_response(
+            {"object": "list", "data": data}, headers={"x-request-id": rid, "x-maas-overhead-ms": _overhead(started)}
+        )
     except APIError as exc:
+        exc.headers["x-maas-overhead-ms"] = _overhead(started)
         return error_response(exc, rid)
 
 
 async def get_model(request: Request) -> Response:
+    started = time.perf_counter()
     rid = request_id(request)
     gw = _gateway(request)
     name = request.path_params["model"]
@@ -131,8 +140,9 @@ async def get_model(request: Request) -> Response:
         model = gw.catalog.resolve(name)
         if model is None or not key.allows(model.name, *model.aliases):
             raise errors.model_not_found(name)
-        return json_response(_model_card(gw, name), headers={"x-request-id": rid})
+        return json_response(_model_card(gw, name), headers={"x-request-id": rid, "x-maas-overhead-ms": _overhead(started)})
     except APIError as exc:
+        exc.headers["x-maas-overhead-ms"] = _overhead(started)
         return error_response(exc, rid)
 
 

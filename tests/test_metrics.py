@@ -152,6 +152,13 @@ def test_latency_histograms_count_every_answer(traffic: dict) -> None:
     assert delta(traffic, "maas_gateway_overhead_seconds_bucket", endpoint="chat", le="+Inf") == 5
 
 
+def test_models_answers_carry_the_overhead_header(server: LiveServer, secret: str) -> None:
+    headers = {"authorization": f"Bearer {secret}"}
+    for path in ("/v1/models", f"/v1/models/{MODEL}", "/v1/models/no-such-model"):
+        response = httpx.get(server.url + path, headers=headers, timeout=10)
+        assert float(response.headers["x-maas-overhead-ms"]) >= 0, path
+
+
 def test_overhead_header_on_every_answer_matches_the_histogram(traffic: dict) -> None:
     told = traffic["told"]
     assert all(0 <= ms < 1000 for ms in told["overheads"])
