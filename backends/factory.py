@@ -9,7 +9,7 @@ from backends.base import Backend
 from backends.chips import CHIPS, ChipProfile
 
 if TYPE_CHECKING:
-    from gateway.config import ReplicaConfig
+    from backends.settings import ReplicaConfig
 
 
 def profile_for(chip: str) -> ChipProfile | None:

@@ -40,7 +40,7 @@ from backends.vllm_sampling import (
 from backends.vllm_supervisor import EngineSupervisor, EngineTelemetry, RestartBackoff
 
 if TYPE_CHECKING:
-    from gateway.config import EngineConfig
+    from backends.settings import EngineConfig
 
 #: prompts longer than this (characters) are tokenized off the event loop
 _INLINE_TOKENIZE_CHARS = 16_384

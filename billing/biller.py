@@ -37,7 +37,7 @@ from billing.quotas import RateLimitLike, RateLimits, period_at
 from billing.records import RecordStatus, UsageRecord
 
 if TYPE_CHECKING:
-    from gateway.config import LimitsConfig
+    from billing.settings import LimitsConfig
 
 log = logging.getLogger(__name__)
 

@@ -5,23 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from backends.base import Usage
 from billing.errors import UnknownModel
-
-if TYPE_CHECKING:
-    from gateway.config import ModelConfig
 
 _PER_MTOK = Decimal(1_000_000)
 
 
 class PriceLike(Protocol):
-    """Anything shaped like gateway.config.Price."""
+    """Anything shaped like billing.settings.Price."""
 
     input_per_mtok: Decimal
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None
+
+
+class PricedModel(Protocol):
+    """A configured model as the price book reads it (the gateway's ModelConfig)."""
+
+    name: str
+    aliases: list[str]
+    price: PriceLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,7 @@ class PriceBook:
 
     def __init__(
         self,
-        models: Iterable[ModelConfig],
+        models: Iterable[PricedModel],
         tenant_overrides: Mapping[str, Mapping[str, PriceLike]] | None = None,
     ) -> None:
         self._canonical: dict[str, str] = {}

@@ -9,23 +9,35 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backends.settings import BackendKind, EngineConfig, ReplicaConfig
+from billing.settings import LimitsConfig, Price, RateLimit
+from routing.settings import SLO, RoutingConfig
+
+__all__ = [
+    "SLO",
+    "BackendKind",
+    "ConfigError",
+    "EngineConfig",
+    "GatewayConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "Price",
+    "RateLimit",
+    "ReplicaConfig",
+    "RoutingConfig",
+    "ServerConfig",
+    "load_config",
+    "parse_config",
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Price(_Strict):
-    """What tenants pay, USD per 1M tokens."""
-
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
-    #: defaults to the input price when not set
-    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
 
 
 class ModelConfig(_Strict):
@@ -38,88 +50,6 @@ class ModelConfig(_Strict):
     tokenizer: str | None = None
     #: the model's context window, used to bound max_tokens when known
     max_model_len: int | None = Field(default=None, gt=0)
-
-
-class EngineConfig(_Strict):
-    """Settings of an in-process vLLM engine (``backend: vllm``)."""
-
-    model_path: str | None = None  # default: the bundled SmolLM2 model
-    dtype: str = "float32"
-    enforce_eager: bool = True
-    max_model_len: int = Field(default=2048, gt=0)
-    max_num_seqs: int = Field(default=64, gt=0)
-    kv_cache_gib: float | None = Field(default=None, gt=0)
-    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
-    enable_prefix_caching: bool = True
-    seed: int = 0
-    #: environment for the engine process, e.g. CUDA_VISIBLE_DEVICES
-    env: dict[str, str] = Field(default_factory=dict)
-    #: supervision: restart a dead engine with exponential backoff
-    restart_backoff_s: float = Field(default=1.0, gt=0)
-    restart_backoff_max_s: float = Field(default=30.0, gt=0)
-
-
-BackendKind = Literal["vllm", "openai", "simulated"]
-
-
-class ReplicaConfig(_Strict):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    model: str
-    backend: BackendKind
-    chip: str = Field(min_length=1)
-    #: what the replica costs the operator, USD per hour; defaults to the chip profile's
-    cost_per_hour: Decimal | None = Field(default=None, ge=0)
-    # openai backend
-    url: str | None = None
-    api_key_env: str | None = None  # name of the env var holding the upstream key
-    upstream_model: str | None = None  # model name the upstream knows, default: `model`
-    timeout_s: float = Field(default=600.0, gt=0)
-    connect_timeout_s: float = Field(default=3.0, gt=0)
-    metrics_url: str | None = None  # vLLM /metrics to scrape; default derived from url
-    # vllm backend
-    engine: EngineConfig | None = None
-    # simulated backend
-    time_scale: float = Field(default=1.0, gt=0)  # 0.01 = run 100x faster than real time
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _backend_settings(self) -> ReplicaConfig:
-        if self.backend == "openai" and not self.url:
-            raise ValueError("backend 'openai' needs 'url' (e.g. http://host:8000/v1)")
-        if self.backend == "vllm" and self.engine is None:
-            self.engine = EngineConfig()
-        return self
-
-
-class SLO(_Strict):
-    ttft_ms: float = Field(default=1000, gt=0)
-    tpot_ms: float = Field(default=100, gt=0)
-
-
-class RoutingConfig(_Strict):
-    policy: str = "cost_latency"
-    slo: SLO = Field(default_factory=SLO)
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    #: total time budget for all attempts before the first byte
-    deadline_s: float = Field(default=30.0, gt=0)
-    health_interval_s: float = Field(default=5.0, gt=0)
-    breaker_failures: int = Field(default=3, ge=1)
-    breaker_cooldown_s: float = Field(default=5.0, gt=0)
-    ewma_alpha: float = Field(default=0.2, gt=0, le=1)
-
-
-class RateLimit(_Strict):
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    concurrent: int | None = Field(default=None, ge=0)
-
-
-class LimitsConfig(_Strict):
-    """Default limits applied to every key / tenant (per-key values override)."""
-
-    store: str = "memory"  # or redis://host:port/db
-    per_key: RateLimit = Field(default_factory=RateLimit)
-    per_tenant: RateLimit = Field(default_factory=RateLimit)
 
 
 class ServerConfig(_Strict):

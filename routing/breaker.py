@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from gateway.config import RoutingConfig
+from routing.settings import RoutingConfig
 
 BreakerState = Literal["closed", "open", "half_open"]
 

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.config import RoutingConfig
+from routing.settings import RoutingConfig
 from routing.registry import ReplicaRegistry
 from routing.replica import Replica
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.base import BackendError, Completion, GenerationRequest, UpstreamTimeout
-from gateway.config import RoutingConfig
+from routing.settings import RoutingConfig
 from routing.attempt import Attempt, RoutingObserver
 from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
 from routing.policies.base import Decision, RoutingPolicy

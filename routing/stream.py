@@ -67,7 +67,8 @@ class RoutedStream:
             self._end_ok()
             raise
         except BackendError as exc:
-            self._end(lambda: self._attempt.failed(exc, output_tokens=self._tokens()))
+            error = exc  # bound for the callback: `exc` is unbound when the except block ends
+            self._end(lambda: self._attempt.failed(error, output_tokens=self._tokens()))
             raise
         except asyncio.CancelledError:
             await self._close_upstream()

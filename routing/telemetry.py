@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from backends.base import EngineStats
-from gateway.config import RoutingConfig
+from routing.settings import RoutingConfig
 
 #: time constant of the decayed prompt-token arrival rate
 _RATE_WINDOW_S = 5.0

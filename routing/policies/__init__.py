@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config import SLO
+from routing.settings import SLO
 from routing.policies.base import Decision, RoutingPolicy
 from routing.policies.cheapest import CheapestPolicy
 from routing.policies.cost_latency import CostLatencyPolicy

@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.config import SLO
+from routing.settings import SLO
 from routing.capacity import efficient_point
 from routing.policies.base import Decision
 from routing.policies.lowest_latency import latency_key

@@ -1,0 +1,34 @@
+"""Billing settings: model prices and default rate limits (parts of the gateway config)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(_Strict):
+    """What tenants pay, USD per 1M tokens."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    #: defaults to the input price when not set
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class RateLimit(_Strict):
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    concurrent: int | None = Field(default=None, ge=0)
+
+
+class LimitsConfig(_Strict):
+    """Default limits applied to every key / tenant (per-key values override)."""
+
+    store: str = "memory"  # or redis://host:port/db
+    per_key: RateLimit = Field(default_factory=RateLimit)
+    per_tenant: RateLimit = Field(default_factory=RateLimit)
