@@ -187,8 +187,10 @@ class CompletionService:
             **kw,
         )
 
-    # -- non-streaming -----------------------------------------------------------------------
-    async def complete(self, kind: RequestKind, body: ChatCompletionRequest | CompletionRequest, caller: Caller) -> Answer:
+    async def _start(
+        self, kind: RequestKind, body: ChatCompletionRequest | CompletionRequest, caller: Caller, *, stream: bool
+    ) -> tuple[ModelConfig, GenerationRequest, Admission, int, Any]:
+        """Admit the request and place it on a replica (generated, or its stream opened)."""
         model, request, preference, prefix = self._prepare(kind, body, caller)
         admission, prompt_tokens, max_tokens = await self._admit(caller, model, request)
         route = RouteRequest(
@@ -196,10 +198,18 @@ class CompletionService:
             prefix_key=prefix, preference=preference,
         )
         try:
-            routed = await self._router.generate(request, route)
+            if stream:
+                routed = await self._router.open_stream(request, route)
+            else:
+                routed = await self._router.generate(request, route)
         except BaseException as exc:
-            await self._settle_failure(caller, request, admission, exc, stream=False)
+            await self._settle_failure(caller, request, admission, exc, stream=stream)
             raise self._client_error(exc) from None
+        return model, request, admission, prompt_tokens, routed
+
+    # -- non-streaming -----------------------------------------------------------------------
+    async def complete(self, kind: RequestKind, body: ChatCompletionRequest | CompletionRequest, caller: Caller) -> Answer:
+        model, request, admission, _, routed = await self._start(kind, body, caller, stream=False)
         usage = routed.result.usage
         if usage is None:
             usage = await usage_or_estimate(self._tokens, request, routed.result)
@@ -214,27 +224,14 @@ class CompletionService:
             ) from None
         self._observe(kind, model.name, routed, usage, settlement, stream=False)
         response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.request_id
-        out = completion_body(kind, response_id, int(time.time()), body.model, routed.result, settlement.cost_usd)
-        out["usage"]["prompt_tokens"] = usage.prompt_tokens
-        out["usage"]["completion_tokens"] = usage.completion_tokens
-        out["usage"]["total_tokens"] = usage.total_tokens
+        out = completion_body(kind, response_id, int(time.time()), body.model, routed.result, usage, settlement.cost_usd)
         headers = self._headers(caller, routed.replica, admission, settlement.cost_usd)
         headers["x-maas-overhead-ms"] = self._overhead_ms(caller, routed.latency_s, kind)
         return Answer(200, headers, body=out)
 
     # -- streaming -----------------------------------------------------------------------------
     async def stream(self, kind: RequestKind, body: ChatCompletionRequest | CompletionRequest, caller: Caller) -> Answer:
-        model, request, preference, prefix = self._prepare(kind, body, caller)
-        admission, prompt_tokens, max_tokens = await self._admit(caller, model, request)
-        route = RouteRequest(
-            model=model.name, prompt_tokens=prompt_tokens, max_tokens=max_tokens, n=request.sampling.n,
-            prefix_key=prefix, preference=preference,
-        )
-        try:
-            routed = await self._router.open_stream(request, route)
-        except BaseException as exc:
-            await self._settle_failure(caller, request, admission, exc, stream=True)
-            raise self._client_error(exc) from None
+        model, request, admission, prompt_tokens, routed = await self._start(kind, body, caller, stream=True)
         headers = self._headers(caller, routed.replica, admission, None)
         # time to the first byte is the part of the overhead a streaming client feels
         headers["x-maas-overhead-ms"] = self._overhead_ms(caller, routed.ttft_s, kind)
@@ -265,10 +262,9 @@ class CompletionService:
                 self._observe(kind, model.name, routed, usage, settlement, stream=True, status=502)
                 yield error_frame(backend_error(exc).body())
                 return
-            usage, complete = meter.final_usage(prompt_tokens_estimate=prompt_tokens)
-            outcome = self._outcome(
-                caller, request, True, routed=routed, usage=usage, status="ok" if complete else "partial", error_code=None
-            )
+            # the stream ran to its end: complete, even when its count had to be estimated
+            usage, _ = meter.final_usage(prompt_tokens_estimate=prompt_tokens)
+            outcome = self._outcome(caller, request, True, routed=routed, usage=usage, status="ok", error_code=None)
             settled = True
             # the client sees the end of the stream only once its usage row is durable
             settlement = await self._biller.settle(admission, outcome)

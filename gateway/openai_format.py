@@ -29,8 +29,10 @@ def completion_body(
     created: int,
     model: str,
     completion: Completion,
+    usage: Usage,
     cost_usd: Decimal | None,
 ) -> dict[str, Any]:
+    """``usage`` is what is billed: the engine's, or the estimate when it reported none."""
     if kind == "chat":
         choices = []
         for choice in completion.choices:
@@ -59,7 +61,7 @@ def completion_body(
         "created": created,
         "model": model,
         "choices": choices,
-        "usage": usage_body(completion.usage, cost_usd),
+        "usage": usage_body(usage, cost_usd),
         "system_fingerprint": None,
     }
 

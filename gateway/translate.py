@@ -6,23 +6,27 @@ from backends.base import GenerationRequest, Sampling
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
 
 
+def _sampling(body: ChatCompletionRequest | CompletionRequest, *, logprobs: bool, top_logprobs: int | None) -> Sampling:
+    return Sampling(
+        max_tokens=body.token_limit(),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        n=body.n,
+        stop=body.stop_tuple(),
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+    )
+
+
 def chat_request(body: ChatCompletionRequest, request_id: str, served_model: str) -> GenerationRequest:
     return GenerationRequest(
         request_id=request_id,
         model=served_model,
         kind="chat",
-        sampling=Sampling(
-            max_tokens=body.token_limit(),
-            temperature=body.temperature,
-            top_p=body.top_p,
-            n=body.n,
-            stop=body.stop_tuple(),
-            seed=body.seed,
-            presence_penalty=body.presence_penalty,
-            frequency_penalty=body.frequency_penalty,
-            logprobs=body.logprobs,
-            top_logprobs=body.top_logprobs,
-        ),
+        sampling=_sampling(body, logprobs=body.logprobs, top_logprobs=body.top_logprobs),
         messages=[m.model_dump(exclude_none=True) for m in body.messages],
         response_format=body.response_format.model_dump() if body.response_format else None,
         tools=body.tools,
@@ -45,18 +49,8 @@ def completion_request(body: CompletionRequest, request_id: str, served_model: s
         request_id=request_id,
         model=served_model,
         kind="completion",
-        sampling=Sampling(
-            max_tokens=body.token_limit(),
-            temperature=body.temperature,
-            top_p=body.top_p,
-            n=body.n,
-            stop=body.stop_tuple(),
-            seed=body.seed,
-            presence_penalty=body.presence_penalty,
-            frequency_penalty=body.frequency_penalty,
-            logprobs=body.logprobs is not None,
-            top_logprobs=body.logprobs,
-        ),
+        # the legacy API's `logprobs` is a count of alternatives, 0..5
+        sampling=_sampling(body, logprobs=body.logprobs is not None, top_logprobs=body.logprobs),
         prompt=body.single_prompt(),
         user=body.user,
         extra=extra,

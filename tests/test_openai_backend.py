@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import openai
 import pytest
 
@@ -129,3 +130,68 @@ def test_upstream_that_refuses_connections_is_503_with_retry_after(gateway, clie
     )
     assert response.status_code == 503
     assert "retry-after" in response.headers
+
+
+class _UsagelessUpstream:
+    """An OpenAI-compatible server that never reports usage (some llama.cpp builds, proxies)."""
+
+    ANSWER = "Kunlun cards run large models well"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+
+    async def start(self) -> None:
+        await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        body = orjson.loads(await reader.readexactly(length))
+        if body.get("stream"):
+            words = self.ANSWER.split(" ")
+            events = b"".join(
+                b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": (" " if i else "") + w},
+                                                       "finish_reason": None}]}) + b"\n\n"
+                for i, w in enumerate(words)
+            ) + b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + b"\n\ndata: [DONE]\n\n"
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n" + events)
+        else:
+            payload = orjson.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": self.ANSWER},
+                                                 "finish_reason": "stop"}]})
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                         b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        await writer.drain()
+        writer.close()
+
+
+def test_upstream_without_usage_is_metered_by_tokenizer_and_flagged_estimated(tmp_path) -> None:
+    upstream = _UsagelessUpstream()
+    config = sim_config(
+        tmp_path,
+        models=[{"name": "bare-model", "price": {"input_per_mtok": "1", "output_per_mtok": "2"}}],
+        replicas=[{"id": "bare", "model": "bare-model", "backend": "openai", "chip": "nvidia-l4",
+                   "url": f"http://127.0.0.1:{upstream.port}/v1"}],
+    )
+    server = LiveServer(config).start()
+    try:
+        server.run(upstream.start)
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=server.create_key("bare"), max_retries=0)
+        plain = client.chat.completions.create(model="bare-model", messages=MESSAGES)
+        assert plain.choices[0].message.content == _UsagelessUpstream.ANSWER
+        assert plain.usage.completion_tokens > 0 and plain.usage.prompt_tokens > 0
+        chunks = list(client.chat.completions.create(
+            model="bare-model", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        ))
+        assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+
+        async def rows():
+            await server.gateway.db.ledger.flush()
+            return await server.gateway.db.store.fetch(
+                "SELECT completion_tokens, estimated, status FROM usage_records WHERE tenant = ?", "bare"
+            )
+
+        stored = server.run(rows)
+        assert len(stored) == 2
+        assert all(r[0] == plain.usage.completion_tokens and r[1] == 1 and r[2] == "ok" for r in stored)
+    finally:
+        server.stop()
