@@ -15,6 +15,7 @@ known when it is admitted, so long runs of the full trace stay fast.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import heapq
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -44,6 +45,8 @@ class TraceRequest:
     arrival_s: float
     prompt_tokens: int
     output_tokens: int
+    #: max_tokens the client sent, which is what the router sees (None: ROUTE_MAX_TOKENS)
+    max_tokens: int | None = None
 
 
 def load_trace(path: str | Path, limit: int | None = None) -> list[TraceRequest]:
@@ -69,7 +72,20 @@ def rescale(trace: Sequence[TraceRequest], rate_rps: float) -> list[TraceRequest
     span = trace[-1].arrival_s - start
     native = (len(trace) - 1) / span if span > 0 else rate_rps
     factor = native / rate_rps
-    return [TraceRequest((r.arrival_s - start) * factor, r.prompt_tokens, r.output_tokens) for r in trace]
+    return [dataclasses.replace(r, arrival_s=(r.arrival_s - start) * factor) for r in trace]
+
+
+def scaled_profile(profile: ChipProfile, time_scale: float) -> ChipProfile:
+    """The profile with every duration multiplied by ``time_scale``, as the simulated
+    backend runs it (its sleeps are scaled; the router still sees the catalog profile)."""
+    if time_scale <= 0:
+        raise ValueError(f"time_scale must be > 0, got {time_scale}")
+    return dataclasses.replace(
+        profile,
+        prefill_tok_s=profile.prefill_tok_s / time_scale,
+        decode_ms_b1=profile.decode_ms_b1 * time_scale,
+        decode_ms_b32=profile.decode_ms_b32 * time_scale,
+    )
 
 
 class SimClock:
@@ -192,12 +208,23 @@ class SimResult:
     reasons: Counter[str]
     mean_batch_by_replica: dict[str, float]
     sim_seconds: float
+    #: id of the replica that served each request, in trace order
+    replica_by_request: list[str] = field(default_factory=list)
 
 
 def run_simulation(
-    trace: Sequence[TraceRequest], pool: Sequence[PoolMember], policy: RoutingPolicy, slo: SLO
+    trace: Sequence[TraceRequest],
+    pool: Sequence[PoolMember],
+    policy: RoutingPolicy,
+    slo: SLO,
+    *,
+    time_scale: float = 1.0,
 ) -> SimResult:
-    """Replay ``trace`` (already rescaled) through ``policy`` on a fresh pool."""
+    """Replay ``trace`` (already rescaled) through ``policy`` on a fresh pool.
+
+    ``time_scale`` runs the engines like ``backend: simulated`` with that ``time_scale``:
+    engine durations are scaled, the router's profiles are not (its calibration adapts).
+    """
     clock = SimClock()
     engines: list[SimEngine] = []
     for member in pool:
@@ -213,12 +240,14 @@ def run_simulation(
                 telemetry=ReplicaTelemetry(alpha=0.2, clock=clock),
                 breaker=CircuitBreaker(3, 5.0, clock=clock),
             )
-            engines.append(SimEngine(replica, member.profile))
+            engine_profile = member.profile if time_scale == 1.0 else scaled_profile(member.profile, time_scale)
+            engines.append(SimEngine(replica, engine_profile))
     replicas = [e.replica for e in engines]
     engine_of = {id(e.replica): e for e in engines}
 
     ttfts = [0.0] * len(trace)
     tpots = [0.0] * len(trace)
+    served_by = [""] * len(trace)
     tokens_by_chip: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     events: list[tuple[float, int, int]] = []  # (time, order, engine index): step ends
@@ -255,10 +284,11 @@ def run_simulation(
             continue
         request = trace[next_arrival]
         clock.now = request.arrival_s
-        route = RouteRequest(MODEL, request.prompt_tokens, ROUTE_MAX_TOKENS)
+        route = RouteRequest(MODEL, request.prompt_tokens, request.max_tokens or ROUTE_MAX_TOKENS)
         decision = policy.choose(replicas, route, clock.now)
         reasons[decision.reason] += 1
         replica = decision.replica
+        served_by[next_arrival] = replica.id
         ticket = replica.telemetry.begin(
             request.prompt_tokens,
             1,
@@ -287,4 +317,5 @@ def run_simulation(
         reasons=reasons,
         mean_batch_by_replica={e.replica.id: (e.batch_steps / e.steps if e.steps else 0.0) for e in engines},
         sim_seconds=clock.now,
+        replica_by_request=served_by,
     )
