@@ -38,7 +38,7 @@ from backends.upstream_http import (
 )
 from backends.vllm_metrics import parse_vllm_metrics
 
-_CLIENT_ERRORS = {400, 404, 409, 413, 422}
+_CLIENT_ERRORS = frozenset({400, 404, 409, 413, 422})
 
 
 def request_body(request: GenerationRequest, upstream_model: str, *, stream: bool) -> dict[str, Any]:

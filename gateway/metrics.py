@@ -9,6 +9,7 @@ time from the live objects, so nothing has to be kept in sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 _FLUSH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
-_CIRCUIT = {"closed": 0, "half_open": 1, "open": 2}
+_CIRCUIT = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 
 
 def status_class(status: int) -> str:

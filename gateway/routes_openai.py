@@ -162,11 +162,11 @@ async def readyz(request: Request) -> Response:
     return json_response({"ready": ready, "models": models}, status=200 if ready else 503)
 
 
-routes = [
+routes = (
     Route("/v1/chat/completions", CompletionEndpoint("chat"), methods=["POST"]),
     Route("/v1/completions", CompletionEndpoint("completion"), methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model:path}", get_model, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
-]
+)

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 
 from starlette.types import Receive, Scope, Send
 
-_SSE_HEADERS = [
+_SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
-]
+)
 
 
 class SSEResponse:
@@ -26,7 +26,7 @@ class SSEResponse:
 
     def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
         self._frames = frames
-        self._headers = _SSE_HEADERS + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self._headers = [*_SSE_HEADERS] + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         producer = asyncio.ensure_future(self._pump(send))
