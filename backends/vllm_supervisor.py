@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -215,7 +216,17 @@ class EngineSupervisor:
 
     async def _launch(self) -> None:
         began = time.monotonic()
-        engine = await asyncio.to_thread(self._build)
+        building = asyncio.get_running_loop().run_in_executor(None, self._build)
+        try:
+            engine = await asyncio.shield(building)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped; shut down whatever it builds.
+            building.add_done_callback(_discard_built_engine)
+            raise
+        except Exception as exc:
+            raise ReplicaUnavailable(
+                f"replica {self.replica_id}: the vLLM engine failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
         children = await asyncio.to_thread(_descendants, engine)
         if self._state == "closed":  # closed while the engine was being built
             await asyncio.to_thread(_shutdown_quietly, engine, children)
@@ -274,6 +285,13 @@ class EngineSupervisor:
                 continue
             self.restarts += 1
             return
+
+
+def _discard_built_engine(building: asyncio.Future[Any]) -> None:
+    if building.cancelled() or building.exception() is not None:
+        return
+    engine = building.result()
+    threading.Thread(target=_shutdown_quietly, args=(engine, _descendants(engine)), daemon=True).start()
 
 
 def _core_process(engine: Any) -> Any:

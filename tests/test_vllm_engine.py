@@ -298,3 +298,28 @@ async def test_a_killed_engine_fails_in_flight_requests_then_restarts(backend):
     assert backend.engine_pid() not in (None, old_pid)
     result = await backend.generate(chat(Sampling(max_tokens=30, temperature=0)))
     assert "Paris" in result.choices[0].text
+
+
+async def test_an_engine_that_cannot_start_raises_replica_unavailable(tmp_path: Path):
+    from backends.vllm_engine import VllmEngineBackend
+
+    broken = VllmEngineBackend("vllm-broken", SERVED, EngineConfig(), model_path=str(tmp_path))
+    with pytest.raises(ReplicaUnavailable, match="failed to start"):
+        await broken.start()
+    assert not await broken.health()
+    await broken.close()
+
+
+async def test_close_ends_in_flight_requests_with_replica_unavailable(backend):
+    """Runs last: it shuts the module's engine down."""
+    stream = backend.stream(chat(Sampling(max_tokens=1500, temperature=0.7), messages=STORY, extra={"ignore_eos": True}))
+    await anext(stream)
+    closing = asyncio.create_task(backend.close())
+    with pytest.raises(ReplicaUnavailable):
+        async with asyncio.timeout(10):
+            async for _ in stream:
+                pass
+    await closing
+    assert not await backend.health() and backend.engine_pid() is None
+    with pytest.raises(ReplicaUnavailable):
+        await backend.generate(chat(Sampling(max_tokens=2)))
