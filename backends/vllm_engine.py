@@ -137,8 +137,14 @@ class VllmEngineBackend:
         from vllm.v1.engine.exceptions import EngineDeadError
 
         self._vllm = _VllmNames(
-            SamplingParams, RequestOutputKind, StructuredOutputsParams, tokens_input,
-            EngineDeadError, VLLMValidationError, VLLMClientError, GracefulHTTPError,
+            SamplingParams,
+            RequestOutputKind,
+            StructuredOutputsParams,
+            tokens_input,
+            EngineDeadError,
+            VLLMValidationError,
+            VLLMClientError,
+            GracefulHTTPError,
         )
         cfg = self.engine_config
         args: dict[str, Any] = {
@@ -239,7 +245,7 @@ class VllmEngineBackend:
             messages = chat_messages(request.messages)
             try:
                 text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            except Exception as exc:  # jinja raises its own errors for malformed conversations
+            except Exception as exc:  # noqa: BLE001 - jinja raises its own errors for malformed conversations
                 raise UpstreamRejected(f"The chat template rejected these messages: {exc}", param="messages") from None
             ids = await _encode(tokenizer, text, add_special_tokens=False)
             param = "messages"
@@ -275,7 +281,7 @@ class VllmEngineBackend:
                 output_kind=kind,
                 structured_outputs=v.StructuredOutputsParams(**structured) if structured else None,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every vLLM refusal becomes a typed backend error
             raise self._translate(exc, engine) from None
         try:
             queue = await engine.add_request(request.request_id, v.tokens_input(prepared.token_ids), params)
@@ -283,7 +289,7 @@ class VllmEngineBackend:
             # Cancelled mid-submit: the engine may hold the request already.
             self._abort_soon(engine, request.request_id, internal=False)
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every vLLM failure becomes a typed backend error
             raise self._translate(exc, engine) from None
         self._open[queue.request_id] = prepared.plan.params["n"]
         return _Run(self, engine, queue)
@@ -303,7 +309,9 @@ class VllmEngineBackend:
             return exc
         v = self._vllm
         if isinstance(exc, v.EngineDeadError) or not self._supervisor.is_current(engine) or engine.errored:
-            return ReplicaUnavailable(f"replica {self.replica_id}: the vLLM engine stopped (died or shut down) while serving the request")
+            return ReplicaUnavailable(
+                f"replica {self.replica_id}: the vLLM engine stopped (died or shut down) while serving the request"
+            )
         if isinstance(exc, v.VLLMValidationError):
             return UpstreamRejected(str(exc.args[0]) if exc.args else str(exc), param=exc.parameter)
         if isinstance(exc, v.VLLMClientError | ValueError | TypeError):
@@ -332,7 +340,7 @@ class VllmEngineBackend:
 class _Run:
     """One request inside the engine: read its outputs, close it (aborting if unfinished)."""
 
-    __slots__ = ("backend", "engine", "queue", "finished", "closed")
+    __slots__ = ("backend", "closed", "engine", "finished", "queue")
 
     def __init__(self, backend: VllmEngineBackend, engine: Any, queue: Any) -> None:
         self.backend, self.engine, self.queue = backend, engine, queue
@@ -343,7 +351,7 @@ class _Run:
             out = self.queue.get_nowait() or await self.queue.get()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every vLLM failure becomes a typed backend error
             self.finished = True  # failed requests are already gone from the engine
             raise self.backend._translate(exc, self.engine) from None
         if out.finished:

@@ -148,7 +148,9 @@ def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
                 texts.append(part["text"])
             item["content"] = "\n".join(texts)
         elif not isinstance(content, str):
-            raise UpstreamRejected("Message content must be a string or a list of parts.", param=f"messages[{i}].content")
+            raise UpstreamRejected(
+                "Message content must be a string or a list of parts.", param=f"messages[{i}].content"
+            )
         prepared.append(item)
     return prepared
 
@@ -173,8 +175,13 @@ def _checked(name: str, value: Any, kind: str) -> Any:
         "str_list": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[kind]
     if not ok:
-        expected = {"int": "an integer", "number": "a number", "bool": "a boolean",
-                    "int_list": "a list of integers", "str_list": "a list of strings"}[kind]
+        expected = {
+            "int": "an integer",
+            "number": "a number",
+            "bool": "a boolean",
+            "int_list": "a list of integers",
+            "str_list": "a list of strings",
+        }[kind]
         raise UpstreamRejected(f"Invalid value for {name!r}: expected {expected}.", param=name)
     return float(value) if kind == "number" else value
 

@@ -40,7 +40,9 @@ class EngineTelemetry:
         self.kv_cache_usage: float | None = None
         self.updated_at: float | None = None
 
-    def record(self, scheduler_stats: Any, iteration_stats: Any = None, mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
+    def record(
+        self, scheduler_stats: Any, iteration_stats: Any = None, mm_cache_stats: Any = None, engine_idx: int = 0
+    ) -> None:
         if scheduler_stats is None:
             return
         self.running = scheduler_stats.num_running_reqs
@@ -66,7 +68,7 @@ class EngineTelemetry:
         try:
             from vllm.v1.metrics.loggers import PrometheusStatLogger
         except ImportError:
-            PrometheusStatLogger = None  # noqa: N806
+            PrometheusStatLogger = None
 
         class _TelemetryStatLogger(*((PrometheusStatLogger,) if PrometheusStatLogger else ())):  # type: ignore[misc]
             # Subclassing is only for vLLM's "custom Prometheus logger given"
@@ -74,8 +76,9 @@ class EngineTelemetry:
             def __init__(self, vllm_config: Any = None, engine_indexes: Any = None) -> None:
                 self.engine_indexes = engine_indexes
 
-            def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None,
-                       engine_idx: int = 0) -> None:
+            def record(
+                self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+            ) -> None:
                 telemetry.record(scheduler_stats, iteration_stats, mm_cache_stats, engine_idx)
 
             def record_admission_rejection(self, reason: str) -> None:
@@ -236,8 +239,15 @@ class EngineSupervisor:
         self._children = children
         self._ready_at = time.monotonic()
         self._state = "ready"
-        self._watcher = asyncio.get_running_loop().create_task(self._watch(engine), name=f"vllm-watch-{self.replica_id}")
-        log.info("replica %s: vLLM engine ready in %.1fs (engine core pid %s)", self.replica_id, self.last_start_s, self.engine_pid())
+        self._watcher = asyncio.get_running_loop().create_task(
+            self._watch(engine), name=f"vllm-watch-{self.replica_id}"
+        )
+        log.info(
+            "replica %s: vLLM engine ready in %.1fs (engine core pid %s)",
+            self.replica_id,
+            self.last_start_s,
+            self.engine_pid(),
+        )
 
     async def _watch(self, engine: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -279,9 +289,13 @@ class EngineSupervisor:
                 return
             try:
                 await self._launch()
-            except Exception as exc:  # keep trying: the card may come back
-                log.error("replica %s: engine restart failed (%s); next try in %.1fs", self.replica_id, exc,
-                          min(self._backoff.base_s * 2 ** self._backoff.failures, self._backoff.cap_s))
+            except Exception as exc:  # noqa: BLE001 - keep trying: the card may come back
+                log.error(
+                    "replica %s: engine restart failed (%s); next try in %.1fs",
+                    self.replica_id,
+                    exc,
+                    min(self._backoff.base_s * 2**self._backoff.failures, self._backoff.cap_s),
+                )
                 continue
             self.restarts += 1
             return
@@ -322,13 +336,13 @@ def _shutdown_quietly(engine: Any, leftovers: list[Any]) -> None:
         engine.shutdown(timeout=_SHUTDOWN_TIMEOUT_S)
     except TypeError:  # older vLLM: shutdown() takes no timeout
         engine.shutdown()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a dying engine may fail its own shutdown
         log.warning("vLLM engine shutdown raised %s", exc)
     import psutil
 
     # Workers of a killed engine core are orphaned; they would hold the model's
     # memory (on a GPU: the card) and block the restart.
-    gone, alive = psutil.wait_procs(leftovers, timeout=_SHUTDOWN_TIMEOUT_S)
+    _gone, alive = psutil.wait_procs(leftovers, timeout=_SHUTDOWN_TIMEOUT_S)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()

@@ -22,7 +22,6 @@ import platform
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,7 +166,7 @@ async def wait_ready(base_url: str, path: str, proc: subprocess.Popen) -> float:
                 async with session.get(base_url + path) as resp:
                     if resp.status == 200:
                         return time.perf_counter() - began
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(1.0)
     raise RuntimeError(f"server not ready after {READY_TIMEOUT_S}s")
@@ -187,25 +186,35 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-async def bench_target(target: Target, levels: list[int], max_tokens: int, factor: int, log_dir: Path) -> dict[int, Level]:
+async def bench_target(
+    target: Target, levels: list[int], max_tokens: int, factor: int, log_dir: Path
+) -> dict[int, Level]:
     log_path = log_dir / f"{target.name.replace(' ', '_')}.log"
     print(f"\n== {target.name}: starting  ({shlex.join(target.command)})\n   log: {log_path}", flush=True)
+    proc = launch(target.command, log_path)
+    try:
+        base = f"http://127.0.0.1:{target.port}"
+        ready_s = await wait_ready(base, target.ready_path, proc)
+        print(f"   ready in {ready_s:.0f}s; warming up", flush=True)
+        await run_level(base, 2, 2, max_tokens)
+        results = {}
+        for c in levels:
+            level = await run_level(base, c, max(factor * c, 4), max_tokens)
+            results[c] = level
+            print(
+                f"   c={c:<3} {level.requests} req  {level.tokens_per_s:7.1f} tok/s  "
+                f"TTFT p50 {level.ttft_ms(0.5):7.0f} ms  errors {level.errors}",
+                flush=True,
+            )
+        return results
+    finally:
+        stop(proc)
+
+
+def launch(command: list[str], log_path: Path) -> subprocess.Popen:
+    """Start a server in its own process group, output to ``log_path`` (before any load runs)."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(target.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            base = f"http://127.0.0.1:{target.port}"
-            ready_s = await wait_ready(base, target.ready_path, proc)
-            print(f"   ready in {ready_s:.0f}s; warming up", flush=True)
-            await run_level(base, 2, 2, max_tokens)
-            results = {}
-            for c in levels:
-                level = await run_level(base, c, max(factor * c, 4), max_tokens)
-                results[c] = level
-                print(f"   c={c:<3} {level.requests} req  {level.tokens_per_s:7.1f} tok/s  "
-                      f"TTFT p50 {level.ttft_ms(0.5):7.0f} ms  errors {level.errors}", flush=True)
-            return results
-        finally:
-            stop(proc)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def gateway_config(path: Path, port: int, model_dir: Path, engine: dict, data_dir: Path) -> None:
@@ -214,10 +223,15 @@ def gateway_config(path: Path, port: int, model_dir: Path, engine: dict, data_di
     config = {
         "server": {"host": "127.0.0.1", "port": port, "allow_anonymous": True, "log_level": "warning"},
         "models": [{"name": MODEL, "max_model_len": engine["max_model_len"]}],
-        "replicas": [{
-            "id": "bench-cpu-0", "model": MODEL, "backend": "vllm", "chip": "cpu-avx2",
-            "engine": {"model_path": str(model_dir), "dtype": "float32", "enforce_eager": True, **engine},
-        }],
+        "replicas": [
+            {
+                "id": "bench-cpu-0",
+                "model": MODEL,
+                "backend": "vllm",
+                "chip": "cpu-avx2",
+                "engine": {"model_path": str(model_dir), "dtype": "float32", "enforce_eager": True, **engine},
+            }
+        ],
         "ledger": f"sqlite:///{data_dir / 'maas.db'}",
         "limits": "memory",
     }
@@ -231,17 +245,27 @@ def report(results: dict[str, dict[int, Level]], levels: list[int], args: argpar
         "",
         f"- machine: {machine()}",
         f"- command: `{command}`",
-        f"- model: {MODEL} (bundled, float32, enforce_eager), max_model_len {args.max_model_len}, "
-        f"max_num_seqs {args.max_num_seqs}, KV cache {args.kv_cache_gib} GiB, prefix caching on (both)",
-        f"- vllm serve: `python -m vllm.entrypoints.openai.api_server` with the same settings"
-        f"{' plus ' + repr(args.vllm_args) if args.vllm_args else ' (its defaults otherwise: stats and /metrics on)'}",
-        f"- gateway: `python -m gateway.cli serve --config <generated>`: one `backend: vllm` replica, anonymous "
-        f"access, SQLite ledger, in-memory limits (the full request path: routing, metering, ledger)",
-        f"- workload: streaming chat, {len(PROMPTS)} fixed prompts, max_tokens {args.max_tokens}, ignore_eos, "
-        f"{args.requests_factor}x concurrency requests per level (min 4), one warm-up pair first",
+        (
+            f"- model: {MODEL} (bundled, float32, enforce_eager), max_model_len {args.max_model_len}, "
+            f"max_num_seqs {args.max_num_seqs}, KV cache {args.kv_cache_gib} GiB, prefix caching on (both)"
+        ),
+        (
+            "- vllm serve: `python -m vllm.entrypoints.openai.api_server` with the same settings"
+            + (f" plus `{args.vllm_args}`" if args.vllm_args else " (its defaults otherwise: stats and /metrics on)")
+        ),
+        (
+            "- gateway: `python -m gateway.cli serve --config <generated>`: one `backend: vllm` replica, anonymous "
+            "access, SQLite ledger, in-memory limits (the full request path: routing, metering, ledger)"
+        ),
+        (
+            f"- workload: streaming chat, {len(PROMPTS)} fixed prompts, max_tokens {args.max_tokens}, ignore_eos, "
+            f"{args.requests_factor}x concurrency requests per level (min 4), one warm-up pair first"
+        ),
         "",
-        "| concurrency | vllm serve tok/s | gateway tok/s | gateway/vllm | vllm TTFT p50 ms | gateway TTFT p50 ms "
-        "| vllm TTFT p95 ms | gateway TTFT p95 ms | errors (vllm/gw) |",
+        (
+            "| concurrency | vllm serve tok/s | gateway tok/s | gateway/vllm | vllm TTFT p50 ms | gateway TTFT p50 ms "
+            "| vllm TTFT p95 ms | gateway TTFT p95 ms | errors (vllm/gw) |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in levels:
@@ -260,7 +284,9 @@ def report(results: dict[str, dict[int, Level]], levels: list[int], args: argpar
         lines.append(f"- gateway c{hi}/c{lo}: **{scale:.2f}x** (target >= 5x: {'met' if scale >= 5 else 'NOT met'})")
     if gw.get(hi) and vl.get(hi) and vl[hi].tokens_per_s:
         parity = gw[hi].tokens_per_s / vl[hi].tokens_per_s
-        lines.append(f"- gateway/vllm at c{hi}: **{parity:.2f}x** (target >= 0.95x: {'met' if parity >= 0.95 else 'NOT met'})")
+        lines.append(
+            f"- gateway/vllm at c{hi}: **{parity:.2f}x** (target >= 0.95x: {'met' if parity >= 0.95 else 'NOT met'})"
+        )
     lines.append("- servers ran one after the other in this run; other load on the machine affects both.")
     return "\n".join(lines) + "\n"
 
@@ -279,16 +305,47 @@ async def main_async(args: argparse.Namespace) -> int:
     gw_port, vl_port = free_port(), free_port()
     gateway_config(work / "gateway.yaml", gw_port, model_dir, engine, work)
     targets = {
-        "vllm serve": Target("vllm serve", [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-            "--served-model-name", MODEL, "--dtype", "float32", "--enforce-eager",
-            "--max-model-len", str(args.max_model_len), "--max-num-seqs", str(args.max_num_seqs),
-            "--kv-cache-memory-bytes", str(int(args.kv_cache_gib * (1 << 30))),
-            "--port", str(vl_port), *shlex.split(args.vllm_args),
-        ], "/v1/models", vl_port),
-        "gateway": Target("gateway", [
-            sys.executable, "-m", "gateway.cli", "serve", "--config", str(work / "gateway.yaml"), "--port", str(gw_port),
-        ], "/readyz", gw_port),
+        "vllm serve": Target(
+            "vllm serve",
+            [
+                sys.executable,
+                "-m",
+                "vllm.entrypoints.openai.api_server",
+                "--model",
+                str(model_dir),
+                "--served-model-name",
+                MODEL,
+                "--dtype",
+                "float32",
+                "--enforce-eager",
+                "--max-model-len",
+                str(args.max_model_len),
+                "--max-num-seqs",
+                str(args.max_num_seqs),
+                "--kv-cache-memory-bytes",
+                str(int(args.kv_cache_gib * (1 << 30))),
+                "--port",
+                str(vl_port),
+                *shlex.split(args.vllm_args),
+            ],
+            "/v1/models",
+            vl_port,
+        ),
+        "gateway": Target(
+            "gateway",
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(work / "gateway.yaml"),
+                "--port",
+                str(gw_port),
+            ],
+            "/readyz",
+            gw_port,
+        ),
     }
     order = [t.strip() for t in args.order.split(",")]
     results: dict[str, dict[int, Level]] = {}
@@ -312,8 +369,11 @@ def main() -> int:
     parser.add_argument("--max-num-seqs", type=int, default=64)
     parser.add_argument("--kv-cache-gib", type=float, default=2.0)
     parser.add_argument("--model-dir", help="model directory (default: the bundled model)")
-    parser.add_argument("--vllm-args", default="",
-                        help="extra arguments for vLLM's server, e.g. '--disable-log-stats' (default: as deployed)")
+    parser.add_argument(
+        "--vllm-args",
+        default="",
+        help="extra arguments for vLLM's server, e.g. '--disable-log-stats' (default: as deployed)",
+    )
     parser.add_argument("--order", default="vllm serve,gateway", help="which server runs first")
     parser.add_argument("--out", help="also write the table as markdown to this file")
     return asyncio.run(main_async(parser.parse_args()))

@@ -44,8 +44,9 @@ def tokenizer(model_dir: Path):
 async def backend(model_dir: Path):
     from backends.vllm_engine import VllmEngineBackend
 
-    config = EngineConfig(max_model_len=2048, max_num_seqs=32, kv_cache_gib=1,
-                          restart_backoff_s=0.2, restart_backoff_max_s=2.0)
+    config = EngineConfig(
+        max_model_len=2048, max_num_seqs=32, kv_cache_gib=1, restart_backoff_s=0.2, restart_backoff_max_s=2.0
+    )
     engine = VllmEngineBackend("vllm-test", SERVED, config, model_path=str(model_dir))
     await engine.start()
     yield engine
@@ -53,13 +54,20 @@ async def backend(model_dir: Path):
 
 
 def chat(sampling: Sampling, messages=FRANCE, **fields) -> GenerationRequest:
-    return GenerationRequest(request_id=f"t-{time.monotonic_ns()}", model=SERVED, kind="chat",
-                             sampling=sampling, messages=messages, **fields)
+    return GenerationRequest(
+        request_id=f"t-{time.monotonic_ns()}", model=SERVED, kind="chat", sampling=sampling, messages=messages, **fields
+    )
 
 
 def completion(prompt, sampling: Sampling, **fields) -> GenerationRequest:
-    return GenerationRequest(request_id=f"t-{time.monotonic_ns()}", model=SERVED, kind="completion",
-                             sampling=sampling, prompt=prompt, **fields)
+    return GenerationRequest(
+        request_id=f"t-{time.monotonic_ns()}",
+        model=SERVED,
+        kind="completion",
+        sampling=sampling,
+        prompt=prompt,
+        **fields,
+    )
 
 
 def templated_prompt_tokens(tokenizer, messages) -> int:
@@ -155,7 +163,9 @@ async def test_completion_accepts_a_string_or_the_same_token_ids(backend, tokeni
 
 
 async def test_completion_echo_prepends_the_prompt(backend):
-    result = await backend.generate(completion("Once upon a time", Sampling(max_tokens=4, temperature=0), extra={"echo": True}))
+    result = await backend.generate(
+        completion("Once upon a time", Sampling(max_tokens=4, temperature=0), extra={"echo": True})
+    )
     assert result.choices[0].text.startswith("Once upon a time") and result.usage.completion_tokens == 4
 
 
@@ -163,7 +173,9 @@ async def test_vllm_extras_reach_the_sampler(backend):
     greedy = await backend.generate(chat(Sampling(max_tokens=12, temperature=0), messages=STORY))
     top1 = await backend.generate(chat(Sampling(max_tokens=12, temperature=1.5), messages=STORY, extra={"top_k": 1}))
     assert top1.choices[0].text == greedy.choices[0].text
-    forced = await backend.generate(chat(Sampling(max_tokens=40, temperature=0), extra={"ignore_eos": True, "min_tokens": 40}))
+    forced = await backend.generate(
+        chat(Sampling(max_tokens=40, temperature=0), extra={"ignore_eos": True, "min_tokens": 40})
+    )
     assert forced.usage.completion_tokens == 40
 
 
@@ -199,8 +211,9 @@ async def test_no_max_tokens_generates_up_to_the_context_window(backend, tokeniz
 
 async def test_json_response_format_yields_json(backend):
     messages = [{"role": "user", "content": "Describe a cat as JSON with keys name and age."}]
-    result = await backend.generate(chat(Sampling(max_tokens=80, temperature=0), messages=messages,
-                                         response_format={"type": "json_object"}))
+    result = await backend.generate(
+        chat(Sampling(max_tokens=80, temperature=0), messages=messages, response_format={"type": "json_object"})
+    )
     assert isinstance(json.loads(result.choices[0].text), dict)
 
 
@@ -229,7 +242,9 @@ async def _engine_running_during_a_fresh_request(backend) -> int | None:
 
 
 async def test_closing_a_stream_early_aborts_the_request_in_the_engine(backend):
-    stream = backend.stream(chat(Sampling(max_tokens=1500, temperature=0.7), messages=STORY, extra={"ignore_eos": True}))
+    stream = backend.stream(
+        chat(Sampling(max_tokens=1500, temperature=0.7), messages=STORY, extra={"ignore_eos": True})
+    )
     await anext(stream)
     await anext(stream)
     assert backend.stats().running == 1
@@ -260,8 +275,10 @@ async def test_cancelling_the_consumer_task_aborts_the_request(backend):
 
 
 async def test_sixteen_concurrent_requests_are_batched_together(backend):
-    requests = [chat(Sampling(max_tokens=32, temperature=0.8, seed=i), messages=STORY, extra={"ignore_eos": True})
-                for i in range(16)]
+    requests = [
+        chat(Sampling(max_tokens=32, temperature=0.8, seed=i), messages=STORY, extra={"ignore_eos": True})
+        for i in range(16)
+    ]
     tasks = [asyncio.create_task(backend.generate(r)) for r in requests]
     most_running = 0
     while not all(t.done() for t in tasks):
@@ -312,7 +329,9 @@ async def test_an_engine_that_cannot_start_raises_replica_unavailable(tmp_path: 
 
 async def test_close_ends_in_flight_requests_with_replica_unavailable(backend):
     """Runs last: it shuts the module's engine down."""
-    stream = backend.stream(chat(Sampling(max_tokens=1500, temperature=0.7), messages=STORY, extra={"ignore_eos": True}))
+    stream = backend.stream(
+        chat(Sampling(max_tokens=1500, temperature=0.7), messages=STORY, extra={"ignore_eos": True})
+    )
     await anext(stream)
     closing = asyncio.create_task(backend.close())
     with pytest.raises(ReplicaUnavailable):

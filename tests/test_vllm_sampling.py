@@ -20,8 +20,12 @@ from backends.vllm_supervisor import EngineTelemetry, RestartBackoff
 
 def _chat(sampling: Sampling | None = None, **fields) -> GenerationRequest:
     return GenerationRequest(
-        request_id="r", model="m", kind="chat", sampling=sampling or Sampling(),
-        messages=[{"role": "user", "content": "hi"}], **fields,
+        request_id="r",
+        model="m",
+        kind="chat",
+        sampling=sampling or Sampling(),
+        messages=[{"role": "user", "content": "hi"}],
+        **fields,
     )
 
 
@@ -48,12 +52,29 @@ def test_top_p_zero_is_accepted_as_keep_only_the_top_token():
 
 
 def test_sampling_fields_map_one_to_one():
-    s = Sampling(max_tokens=7, temperature=0.3, top_p=0.9, n=2, stop=("x", "y"), seed=5,
-                 presence_penalty=0.5, frequency_penalty=-0.5, logprobs=True, top_logprobs=3)
+    s = Sampling(
+        max_tokens=7,
+        temperature=0.3,
+        top_p=0.9,
+        n=2,
+        stop=("x", "y"),
+        seed=5,
+        presence_penalty=0.5,
+        frequency_penalty=-0.5,
+        logprobs=True,
+        top_logprobs=3,
+    )
     plan = plan_sampling(_chat(s), prompt_tokens=1, max_model_len=100)
     assert plan.params == {
-        "n": 2, "max_tokens": 7, "temperature": 0.3, "top_p": 0.9, "presence_penalty": 0.5,
-        "frequency_penalty": -0.5, "stop": ["x", "y"], "seed": 5, "logprobs": 3,
+        "n": 2,
+        "max_tokens": 7,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "stop": ["x", "y"],
+        "seed": 5,
+        "logprobs": 3,
     }
     assert plan.top_logprobs == 3
 
@@ -64,8 +85,14 @@ def test_logprobs_without_top_logprobs_asks_for_the_sampled_token_only():
 
 
 def test_vllm_extras_pass_through_to_sampling_params():
-    extra = {"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "ignore_eos": True, "min_tokens": 3,
-             "logit_bias": {"42": -100}}
+    extra = {
+        "top_k": 20,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "ignore_eos": True,
+        "min_tokens": 3,
+        "logit_bias": {"42": -100},
+    }
     params = plan_sampling(_chat(extra=extra), prompt_tokens=1, max_model_len=100).params
     assert params["top_k"] == 20 and params["min_p"] == 0.05 and params["repetition_penalty"] == 1.1
     assert params["ignore_eos"] is True and params["min_tokens"] == 3
@@ -115,18 +142,22 @@ def test_response_format_maps_to_structured_outputs():
     assert structured_output({"type": "text"}) is None
     assert structured_output({"type": "json_object"}) == {"json_object": True}
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    assert structured_output({"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}) == {"json": schema}
+    assert structured_output({"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}) == {
+        "json": schema
+    }
     with pytest.raises(UpstreamRejected) as err:
         structured_output({"type": "json_schema", "json_schema": {"name": "s"}})
     assert err.value.param == "response_format"
 
 
 def test_chat_messages_join_text_parts_and_rename_developer():
-    prepared = chat_messages([
-        {"role": "developer", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": None},
-    ])
+    prepared = chat_messages(
+        [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": None},
+        ]
+    )
     assert prepared == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "a\nb"},
@@ -156,13 +187,19 @@ class _Logprob:
 def test_chat_logprobs_have_openai_shape_with_ranked_alternatives():
     positions = [{7: _Logprob(-0.5, 2, " b"), 3: _Logprob(-0.1, 1, " a"), 9: _Logprob(-3.0, 3, " c")}]
     out = chat_logprobs([7], positions, top=2)
-    assert out == {"content": [{
-        "token": " b", "logprob": -0.5, "bytes": list(b" b"),
-        "top_logprobs": [
-            {"token": " a", "logprob": -0.1, "bytes": list(b" a")},
-            {"token": " b", "logprob": -0.5, "bytes": list(b" b")},
-        ],
-    }]}
+    assert out == {
+        "content": [
+            {
+                "token": " b",
+                "logprob": -0.5,
+                "bytes": list(b" b"),
+                "top_logprobs": [
+                    {"token": " a", "logprob": -0.1, "bytes": list(b" a")},
+                    {"token": " b", "logprob": -0.5, "bytes": list(b" b")},
+                ],
+            }
+        ]
+    }
 
 
 def test_minus_infinity_logprob_is_reported_as_a_finite_floor():
@@ -174,8 +211,10 @@ def test_completion_logprobs_have_legacy_shape_and_running_offsets():
     positions = [{1: _Logprob(-0.2, 1, "He")}, {2: _Logprob(-0.3, 1, "llo")}]
     out = completion_logprobs([1, 2], positions, top=1, text_offset=4)
     assert out == {
-        "tokens": ["He", "llo"], "token_logprobs": [-0.2, -0.3],
-        "top_logprobs": [{"He": -0.2}, {"llo": -0.3}], "text_offset": [4, 6],
+        "tokens": ["He", "llo"],
+        "token_logprobs": [-0.2, -0.3],
+        "top_logprobs": [{"He": -0.2}, {"llo": -0.3}],
+        "text_offset": [4, 6],
     }
 
 
