@@ -156,8 +156,9 @@ class VllmEngineBackend:
             "max_num_seqs": cfg.max_num_seqs,
             "enable_prefix_caching": cfg.enable_prefix_caching,
             "seed": cfg.seed,
-            # vLLM's periodic log lines off; our stat logger still gets every step
-            "disable_log_stats": True,
+            # scheduler stats on: our stat logger reads running/waiting/KV usage from
+            # every step (and replaces vLLM's Prometheus logger, see EngineTelemetry)
+            "disable_log_stats": False,
         }
         if cfg.kv_cache_gib is not None:
             args["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * (1 << 30))
