@@ -11,6 +11,8 @@ them for labels and default costs.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -61,6 +63,19 @@ class ChipProfile:
         if tokens < 0:
             raise ValueError(f"tokens must be >= 0, got {tokens}")
         return tokens / self.prefill_tok_s
+
+    def scaled(self, time_scale: float) -> ChipProfile:
+        """The same chip running ``time_scale`` times as long (a simulated replica's clock)."""
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        if time_scale == 1.0:
+            return self
+        return dataclasses.replace(
+            self,
+            prefill_tok_s=self.prefill_tok_s / time_scale,
+            decode_ms_b1=self.decode_ms_b1 * time_scale,
+            decode_ms_b32=self.decode_ms_b32 * time_scale,
+        )
 
     def decode_tok_s(self, batch: int) -> float:
         """Generated tokens per second over all sequences at this batch size."""

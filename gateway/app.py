@@ -75,6 +75,9 @@ class Gateway:
 def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
     """A routable replica (backend constructed, not started) from its config."""
     profile = profile_for(spec.chip)
+    if profile is not None and spec.backend == "simulated":
+        # the router predicts what the double will really do: its timings run time_scale as long
+        profile = profile.scaled(spec.time_scale)
     model = config.model_by_name(spec.model)
     cost = spec.cost_per_hour
     if cost is None:

@@ -76,16 +76,8 @@ def rescale(trace: Sequence[TraceRequest], rate_rps: float) -> list[TraceRequest
 
 
 def scaled_profile(profile: ChipProfile, time_scale: float) -> ChipProfile:
-    """The profile with every duration multiplied by ``time_scale``, as the simulated
-    backend runs it (its sleeps are scaled; the router still sees the catalog profile)."""
-    if time_scale <= 0:
-        raise ValueError(f"time_scale must be > 0, got {time_scale}")
-    return dataclasses.replace(
-        profile,
-        prefill_tok_s=profile.prefill_tok_s / time_scale,
-        decode_ms_b1=profile.decode_ms_b1 * time_scale,
-        decode_ms_b32=profile.decode_ms_b32 * time_scale,
-    )
+    """The profile with every duration multiplied by ``time_scale``, as the simulated backend runs it."""
+    return profile.scaled(time_scale)
 
 
 class SimClock:
@@ -235,13 +227,13 @@ def run_simulation(
                 member.chip,
                 member.profile.cost_per_hour,
                 backend=None,  # type: ignore[arg-type]  # the DES is the engine
-                profile=member.profile,
+                # the gateway's router sees the replica's scaled profile too (gateway.app.make_replica)
+                profile=scaled_profile(member.profile, time_scale),
                 simulated=True,
                 telemetry=ReplicaTelemetry(alpha=0.2, clock=clock),
                 breaker=CircuitBreaker(3, 5.0, clock=clock),
             )
-            engine_profile = member.profile if time_scale == 1.0 else scaled_profile(member.profile, time_scale)
-            engines.append(SimEngine(replica, engine_profile))
+            engines.append(SimEngine(replica, scaled_profile(member.profile, time_scale)))
     replicas = [e.replica for e in engines]
     engine_of = {id(e.replica): e for e in engines}
 
