@@ -212,15 +212,17 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         conn = self._conn
+        parts: list[bytes] = []
         try:
             while not conn.complete:
                 await conn.wait(self._timeout)
+                parts += conn.take()  # draining keeps a paused (large) body flowing
         except BaseException:
             self.close()
             raise
-        body = b"".join(conn.take())
+        parts += conn.take()
         self.close()
-        return body
+        return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (chunked transfer framing already removed).

@@ -1,7 +1,8 @@
 """A closed-loop HTTP load generator much faster than the gateways it measures.
 
 N keep-alive connections, each sending its next request when the previous answer
-is complete (or, with ``--rate``, when its pacing slot comes). Raw asyncio
+is complete (or, with ``--rate``, when its pacing slot comes); a connection the
+server drops, or a request past ``--timeout``, is counted as an error and replaced. Raw asyncio
 protocols with httptools' C parser on uvloop: one core drives well over 10,000
 small requests per second. Prints one JSON object: counts, req/s, latency and
 (for streams) time-to-first-byte percentiles over the measured window only.
@@ -55,21 +56,28 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     first_bytes: list[float] = field(default_factory=list)
     errors: int = 0
+    timeouts: int = 0
+    disconnects: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, payload: bytes, tally: Tally, pace_s: float, running: list[bool], done: asyncio.Future) -> None:
+    def __init__(
+        self, payload: bytes, tally: Tally, pace_s: float, running: list[bool], done: asyncio.Future, timeout_s: float
+    ) -> None:
         self._payload = payload
         self._tally = tally
         self._pace = pace_s
         self._running = running
         self._done = done
+        self._timeout = timeout_s
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._sent_at = 0.0
         self._first = 0.0
         self._counted = False
+        self._waiting = False
+        self._timer: asyncio.TimerHandle | None = None
         self._next_due = 0.0
         self._loop = asyncio.get_running_loop()
 
@@ -88,8 +96,23 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._running[0] and self._counted:
+            self._tally.disconnects += 1
+            if self._waiting:
+                self._tally.errors += 1
         if not self._done.done():
             self._done.set_result(None)
+
+    def _timed_out(self) -> None:
+        if self._waiting:
+            if self._counted:
+                self._tally.timeouts += 1
+                self._tally.errors += 1
+            self._waiting = False
+            assert self._transport is not None
+            self._transport.abort()
 
     # httptools callbacks
     def on_body(self, body: bytes) -> None:
@@ -98,6 +121,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         now = time.perf_counter()
+        self._waiting = False
+        if self._timer is not None:
+            self._timer.cancel()
         status = self._parser.get_status_code()
         if self._counted:
             t = self._tally
@@ -127,6 +153,9 @@ class _Connection(asyncio.Protocol):
             return
         self._first = 0.0
         self._counted = self._tally.measuring
+        self._waiting = True
+        if self._timeout:
+            self._timer = self._loop.call_later(self._timeout, self._timed_out)
         self._sent_at = time.perf_counter()
         self._transport.write(self._payload)
 
@@ -142,20 +171,36 @@ def percentiles(values: list[float], points: tuple[float, ...] = (50, 90, 99)) -
     return out
 
 
-async def run(url: str, payload: bytes, *, connections: int, duration: float, warmup: float, rate: float | None) -> dict:
-    """Drive ``connections`` closed loops for warmup + duration seconds; return the summary."""
+async def run(
+    url: str, payload: bytes, *, connections: int, duration: float, warmup: float, rate: float | None,
+    timeout: float = 60.0,
+) -> dict:
+    """Drive ``connections`` closed loops for warmup + duration seconds; return the summary.
+
+    A connection the server closes (or that times out) is counted and replaced.
+    """
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
     tally = Tally()
     running = [True]
     pace = connections / rate if rate else 0.0
-    finished: list[asyncio.Future] = []
-    for _ in range(connections):
-        done = loop.create_future()
-        finished.append(done)
-        await loop.create_connection(
-            lambda d=done: _Connection(payload, tally, pace, running, d), parts.hostname, parts.port or 80
-        )
+
+    async def slot() -> None:
+        while running[0]:
+            done = loop.create_future()
+            try:
+                await loop.create_connection(
+                    lambda: _Connection(payload, tally, pace, running, done, timeout), parts.hostname, parts.port or 80
+                )
+            except OSError:
+                tally.errors += tally.measuring
+                await asyncio.sleep(0.1)
+                continue
+            await done
+            if running[0]:
+                await asyncio.sleep(0.01)
+
+    slots = [loop.create_task(slot()) for _ in range(connections)]
     await asyncio.sleep(warmup)
     tally.measuring = True
     started = time.perf_counter()
@@ -163,7 +208,9 @@ async def run(url: str, payload: bytes, *, connections: int, duration: float, wa
     tally.measuring = False
     elapsed = time.perf_counter() - started
     running[0] = False
-    await asyncio.wait(finished, timeout=10)
+    await asyncio.wait(slots, timeout=10)
+    for task in slots:
+        task.cancel()
     ok = len(tally.latencies)
     return {
         "url": url,
@@ -171,6 +218,8 @@ async def run(url: str, payload: bytes, *, connections: int, duration: float, wa
         "duration_s": round(elapsed, 3),
         "requests": ok,
         "errors": tally.errors,
+        "timeouts": tally.timeouts,
+        "disconnects": tally.disconnects,
         "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
         "rps": round(ok / elapsed, 1),
         "latency_ms": percentiles(tally.latencies),
@@ -189,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--rate", type=float, help="total requests/s to pace at (default: as fast as answered)")
     parser.add_argument("--header", action="append", default=[], help="extra header 'name: value'")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a request counts as failed")
     parser.add_argument("--cpu", type=int, help="pin to this core")
     args = parser.parse_args(argv)
     pin_to_cpu(args.cpu)
@@ -198,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     headers.setdefault("authorization", "Bearer sk-bench")
     payload = request_bytes(args.url, chat_body(stream=args.stream, model=args.model, max_tokens=args.max_tokens), headers)
     result = asyncio.run(
-        run(args.url, payload, connections=args.connections, duration=args.duration, warmup=args.warmup, rate=args.rate)
+        run(args.url, payload, connections=args.connections, duration=args.duration, warmup=args.warmup, rate=args.rate,
+            timeout=args.timeout)
     )
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if gateway is not None:
                 gateway.stop()
+                log = args.out.parent / "out" / "soak-gateway.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_bytes(gateway.log.read_bytes())
             mock.stop()
 
     reference_s = args.reference_min * 60
@@ -114,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(r["errors"] for r in results.values())
     cpu = rows[-1][2] - rows[0][2]
     mib = 1024 * 1024
-    ok = abs(growth) <= TARGET_GROWTH
+    achieved = sum(r["rps"] for r in results.values())
+    held = achieved >= 0.9 * args.rate  # a soak whose load stalled says nothing about memory under load
+    ok = abs(growth) <= TARGET_GROWTH and held
     lines = [
         "## Soak: gateway memory under steady load",
         "",
@@ -132,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         f"| {rows[0][1] / mib:.1f} MiB | {early / mib:.1f} MiB | {end / mib:.1f} MiB | {peak / mib:.1f} MiB | "
         f"{growth:+.1%} | {served:,} | {errors} | {cpu:.0f} |",
         "",
+        f"- load held: {achieved:.0f} of {args.rate:g} req/s on average ({'yes' if held else 'NO: the run is void'})",
         f"- target: RSS at the end within {TARGET_GROWTH:.0%} of RSS at {args.reference_min:g} min: "
         f"{'met' if ok else 'MISSED'} ({growth:+.1%})",
     ]
     for kind, r in results.items():
         lines.append(f"- {kind}: {r['requests']:,} requests at {r['rps']:.0f} req/s, p50 {r['latency_ms'].get('p50', 0):.2f} ms, "
-                     f"p99 {r['latency_ms'].get('p99', 0):.2f} ms, errors {r['errors']}")
+                     f"p99 {r['latency_ms'].get('p99', 0):.2f} ms, errors {r['errors']} (timeouts {r.get('timeouts', 0)}, "
+                     f"dropped connections {r.get('disconnects', 0)})")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
