@@ -9,7 +9,8 @@ they would share the CPU). Requests stream, use a fixed prompt set, a fixed
     python -m loadtests.bench_batching [--concurrency 1,8,32] [--max-tokens 64] [--out FILE.md]
 
 Targets (ratios, measured in the same run): gateway c32 >= 0.95x vllm serve c32,
-gateway c32 >= 5x gateway c1.
+gateway c32 >= 5x gateway c1. On a shared machine tok/s moves with other load:
+use ``--rounds 2`` (A-B-B-A) and read the CPU-seconds per 1000 tokens column too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import platform
 import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,8 @@ class Level:
     wall_s: float = 0.0
     ttfts: list[float] = field(default_factory=list)
     errors: int = 0
+    cpu_s: float = 0.0  # CPU time of the server's whole process tree during the level
+    load_avg: float = 0.0  # the machine's 1-minute load average when the level began
 
     @property
     def tokens_per_s(self) -> float:
@@ -186,10 +190,29 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (engine core, workers)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return total
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def bench_target(
-    target: Target, levels: list[int], max_tokens: int, factor: int, log_dir: Path
+    target: Target, levels: list[int], max_tokens: int, factor: int, log_dir: Path, round_no: int
 ) -> dict[int, Level]:
-    log_path = log_dir / f"{target.name.replace(' ', '_')}.log"
+    log_path = log_dir / f"{target.name.replace(' ', '_')}-{round_no}.log"
     print(f"\n== {target.name}: starting  ({shlex.join(target.command)})\n   log: {log_path}", flush=True)
     proc = launch(target.command, log_path)
     try:
@@ -199,11 +222,14 @@ async def bench_target(
         await run_level(base, 2, 2, max_tokens)
         results = {}
         for c in levels:
+            load, cpu_before = os.getloadavg()[0], tree_cpu_seconds(proc.pid)
             level = await run_level(base, c, max(factor * c, 4), max_tokens)
+            level.cpu_s, level.load_avg = tree_cpu_seconds(proc.pid) - cpu_before, load
             results[c] = level
             print(
                 f"   c={c:<3} {level.requests} req  {level.tokens_per_s:7.1f} tok/s  "
-                f"TTFT p50 {level.ttft_ms(0.5):7.0f} ms  errors {level.errors}",
+                f"TTFT p50 {level.ttft_ms(0.5):7.0f} ms  CPU {level.cpu_s:6.1f}s  load {load:.1f}  "
+                f"errors {level.errors}",
                 flush=True,
             )
         return results
@@ -238,7 +264,32 @@ def gateway_config(path: Path, port: int, model_dir: Path, engine: dict, data_di
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def report(results: dict[str, dict[int, Level]], levels: list[int], args: argparse.Namespace, command: str) -> str:
+def _mean_rate(runs: list[Level]) -> float | None:
+    return statistics.fmean(r.tokens_per_s for r in runs) if runs else None
+
+
+def _pooled(runs: list[Level]) -> Level | None:
+    """All rounds of one server at one concurrency as one Level (for TTFT, CPU, errors)."""
+    if not runs:
+        return None
+    pooled = Level(runs[0].concurrency)
+    for r in runs:
+        pooled.requests += r.requests
+        pooled.output_tokens += r.output_tokens
+        pooled.wall_s += r.wall_s
+        pooled.ttfts += r.ttfts
+        pooled.errors += r.errors
+        pooled.cpu_s += r.cpu_s
+    return pooled
+
+
+def _cpu_per_1k(level: Level | None) -> float | None:
+    return 1000 * level.cpu_s / level.output_tokens if level and level.output_tokens else None
+
+
+def report(
+    results: dict[str, dict[int, list[Level]]], levels: list[int], args: argparse.Namespace, command: str
+) -> str:
     gw, vl = results.get("gateway", {}), results.get("vllm serve", {})
     lines = [
         "# Batching benchmark: gateway vs vLLM's own server",
@@ -259,35 +310,53 @@ def report(results: dict[str, dict[int, Level]], levels: list[int], args: argpar
         ),
         (
             f"- workload: streaming chat, {len(PROMPTS)} fixed prompts, max_tokens {args.max_tokens}, ignore_eos, "
-            f"{args.requests_factor}x concurrency requests per level (min 4), one warm-up pair first"
+            f"{args.requests_factor}x concurrency requests per level (min 4), one warm-up pair first; "
+            f"{args.rounds} round(s), servers alternating A-B, B-A, ... (never both up at once)"
+        ),
+        (
+            "- tok/s: mean over rounds; TTFT and CPU pooled over rounds. CPU-s/1k tok is the CPU time of the "
+            "server's whole process tree (API process, engine core, worker) per 1000 output tokens: it does not "
+            "depend on other load on the machine the way tok/s does."
         ),
         "",
         (
             "| concurrency | vllm serve tok/s | gateway tok/s | gateway/vllm | vllm TTFT p50 ms | gateway TTFT p50 ms "
-            "| vllm TTFT p95 ms | gateway TTFT p95 ms | errors (vllm/gw) |"
+            "| vllm TTFT p95 ms | gateway TTFT p95 ms | vllm CPU-s/1k tok | gateway CPU-s/1k tok | errors (vllm/gw) |"
         ),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in levels:
-        v, g = vl.get(c), gw.get(c)
-        ratio = f"{g.tokens_per_s / v.tokens_per_s:.2f}x" if v and g and v.tokens_per_s else "n/a"
+        v_rate, g_rate = _mean_rate(vl.get(c, [])), _mean_rate(gw.get(c, []))
+        v, g = _pooled(vl.get(c, [])), _pooled(gw.get(c, []))
+        ratio = f"{g_rate / v_rate:.2f}x" if v_rate and g_rate else "n/a"
         lines.append(
-            f"| {c} | {_f(v and v.tokens_per_s)} | {_f(g and g.tokens_per_s)} | {ratio} | "
+            f"| {c} | {_f(v_rate)} | {_f(g_rate)} | {ratio} | "
             f"{_f(v and v.ttft_ms(0.5), 0)} | {_f(g and g.ttft_ms(0.5), 0)} | "
             f"{_f(v and v.ttft_ms(0.95), 0)} | {_f(g and g.ttft_ms(0.95), 0)} | "
+            f"{_f(_cpu_per_1k(v), 2)} | {_f(_cpu_per_1k(g), 2)} | "
             f"{v.errors if v else '-'}/{g.errors if g else '-'} |"
         )
     lo, hi = min(levels), max(levels)
     lines.append("")
-    if gw.get(lo) and gw.get(hi) and gw[lo].tokens_per_s:
-        scale = gw[hi].tokens_per_s / gw[lo].tokens_per_s
+    g_lo, g_hi, v_hi = _mean_rate(gw.get(lo, [])), _mean_rate(gw.get(hi, [])), _mean_rate(vl.get(hi, []))
+    if g_lo and g_hi:
+        scale = g_hi / g_lo
         lines.append(f"- gateway c{hi}/c{lo}: **{scale:.2f}x** (target >= 5x: {'met' if scale >= 5 else 'NOT met'})")
-    if gw.get(hi) and vl.get(hi) and vl[hi].tokens_per_s:
-        parity = gw[hi].tokens_per_s / vl[hi].tokens_per_s
+    if g_hi and v_hi:
+        parity = g_hi / v_hi
         lines.append(
             f"- gateway/vllm at c{hi}: **{parity:.2f}x** (target >= 0.95x: {'met' if parity >= 0.95 else 'NOT met'})"
         )
-    lines.append("- servers ran one after the other in this run; other load on the machine affects both.")
+        per_round = [
+            f"{g.tokens_per_s / v.tokens_per_s:.2f}x" for g, v in zip(gw.get(hi, []), vl.get(hi, [])) if v.tokens_per_s
+        ]
+        lines.append(f"- gateway/vllm at c{hi}, round by round: {', '.join(per_round)}")
+    loads = [
+        f"{name} c{c}: {r.load_avg:.1f}" for name, by_c in results.items() for c in levels for r in by_c.get(c, [])
+    ]
+    lines.append(
+        f"- 1-min load average at the start of each level (2 cores; other work shares them): {'; '.join(loads)}"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -348,9 +417,13 @@ async def main_async(args: argparse.Namespace) -> int:
         ),
     }
     order = [t.strip() for t in args.order.split(",")]
-    results: dict[str, dict[int, Level]] = {}
-    for name in order:
-        results[name] = await bench_target(targets[name], levels, args.max_tokens, args.requests_factor, work)
+    results: dict[str, dict[int, list[Level]]] = {name: {} for name in order}
+    for round_no in range(args.rounds):
+        # A-B, then B-A: drifting background load falls on both servers alike
+        for name in order if round_no % 2 == 0 else reversed(order):
+            by_level = await bench_target(targets[name], levels, args.max_tokens, args.requests_factor, work, round_no)
+            for c, level in by_level.items():
+                results[name].setdefault(c, []).append(level)
     command = "python -m loadtests.bench_batching " + shlex.join(sys.argv[1:])
     text = report(results, levels, args, command)
     print("\n" + text)
@@ -374,6 +447,7 @@ def main() -> int:
         default="",
         help="extra arguments for vLLM's server, e.g. '--disable-log-stats' (default: as deployed)",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the servers this many times each")
     parser.add_argument("--order", default="vllm serve,gateway", help="which server runs first")
     parser.add_argument("--out", help="also write the table as markdown to this file")
     return asyncio.run(main_async(parser.parse_args()))
