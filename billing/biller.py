@@ -208,18 +208,19 @@ class Biller:
         headers = ratelimit_headers(checks[: len(result.states)], result.states, now)
         if isinstance(check, ConcurrencyCheck):
             return RateLimitExceeded(
-                f"Too many concurrent requests for {who}: limit {check.limit}.", headers, retry_after=1.0
+                f"Too many concurrent requests for {who}: limit {check.limit}.", headers, retry_after=1.0,
+                limit="concurrency",
             )
         if check.amount > check.limit:
             return RateLimitExceeded(
                 f"Request too large for {who}: it needs {check.amount} {check.name} but the limit is "
-                f"{check.limit} per minute.", headers, retry_after=None,
+                f"{check.limit} per minute.", headers, retry_after=None, limit=check.name,
             )
         retry_after = max((state.reset_at or now) - now, 0.001)
         return RateLimitExceeded(
             f"Rate limit reached for {who}: {check.limit} {check.name} per minute "
             f"(used {state.used}, requested {check.amount}). Retry in {retry_after:.1f}s.",
-            headers, retry_after=retry_after,
+            headers, retry_after=retry_after, limit=check.name,
         )
 
     def _record(self, admission: Admission, outcome: RequestOutcome) -> UsageRecord:

@@ -22,9 +22,18 @@ class RateLimitExceeded(BillingError):
     type = "requests"
 
     def __init__(
-        self, message: str, headers: dict[str, str] | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+        *,
+        limit: str = "requests",
     ) -> None:
         super().__init__(message)
+        #: which limit refused: "requests", "tokens" or "concurrency"; OpenAI's error type is
+        #: "tokens" for the token limit and "requests" for the others
+        self.limit = limit
+        self.type = "tokens" if limit == "tokens" else "requests"
         self.headers = dict(headers or {})
         self.retry_after = retry_after
         if retry_after is not None:

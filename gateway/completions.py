@@ -130,7 +130,7 @@ class CompletionService:
                 caller.key, model.name, prompt_tokens=prompt_tokens, max_tokens=max_tokens, n=request.sampling.n
             )
         except RateLimitExceeded as exc:
-            self._metrics.rate_limited.labels(exc.type).inc()
+            self._metrics.rate_limited.labels(exc.limit).inc()
             raise APIError(429, exc.message, type=exc.type, code=exc.code, headers=exc.headers) from None
         except QuotaExceeded as exc:
             self._metrics.rate_limited.labels("budget").inc()

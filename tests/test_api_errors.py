@@ -159,3 +159,20 @@ def test_admin_validation_errors_are_400_openai_shaped(sim_server: LiveServer, a
     assert err["param"] == "rpm"
     response = httpx.post(sim_server.url + "/admin/keys", content=b"{nope", headers={**admin_headers, "content-type": "application/json"})
     assert_openai_error(response, 400)
+
+
+def test_rate_limits_answer_429_naming_the_limit_with_openai_headers(sim_server: LiveServer, post) -> None:
+    one_per_minute = sim_server.create_key("t-rpm", rpm=1)
+    first = post({"model": MODEL, "messages": MESSAGES, "max_tokens": 2}, key=one_per_minute)
+    assert first.status_code == 200
+    assert first.headers["x-ratelimit-limit-requests"] == "1"
+    assert first.headers["x-ratelimit-remaining-requests"] == "0"
+    second = post({"model": MODEL, "messages": MESSAGES, "max_tokens": 2}, key=one_per_minute)
+    assert_openai_error(second, 429, code="rate_limit_exceeded", type="requests")
+    assert 1 <= int(second.headers["retry-after"]) <= 60
+    assert second.headers["x-ratelimit-reset-requests"]
+
+    few_tokens = sim_server.create_key("t-tpm", tpm=50)
+    refused = post({"model": MODEL, "messages": MESSAGES, "max_tokens": 100}, key=few_tokens)
+    assert_openai_error(refused, 429, code="rate_limit_exceeded", type="tokens")
+    assert refused.headers["x-ratelimit-limit-tokens"] == "50"

@@ -59,6 +59,8 @@ def gateway(upstream: GatewayProcess, tmp_path_factory) -> Iterator[tuple[LiveSe
             {"id": "dead", "model": "dead-model", "backend": "openai", "chip": "nvidia-h100",
              "url": f"http://127.0.0.1:{dead_port}/v1", "connect_timeout_s": 0.5},
         ],
+        # no background probes: the hanging replica must meet its first request with a closed breaker
+        routing={"policy": "round_robin", "health_interval_s": 3600},
     )
     server = LiveServer(config).start()
     server.run(silent.start)
