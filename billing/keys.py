@@ -93,11 +93,7 @@ def _key_from_row(row: Sequence[Any]) -> ApiKey:
     return ApiKey(
         id=row[0], tenant=row[1], name=row[2], prefix=row[3], models=models,
         created_at=float(row[5]), revoked_at=None if row[6] is None else float(row[6]),
-        limits=RateLimits(
-            rpm=None if row[7] is None else int(row[7]),
-            tpm=None if row[8] is None else int(row[8]),
-            concurrent=None if row[9] is None else int(row[9]),
-        ),
+        limits=RateLimits.from_columns(row[7], row[8], row[9]),
         budget_usd=None if row[10] is None else from_nano(int(row[10])),
         budget_period=row[11],
     )

@@ -36,6 +36,11 @@ class RateLimits:
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer or None, not {value!r}")
 
+    @classmethod
+    def from_columns(cls, rpm: object, tpm: object, concurrent: object) -> RateLimits:
+        """From nullable database columns (drivers may hand back any integer type)."""
+        return cls(*(None if v is None else int(v) for v in (rpm, tpm, concurrent)))  # type: ignore[call-overload]
+
     def over(self, default: RateLimitLike | None) -> RateLimits:
         """These overrides on top of a default (a config RateLimit)."""
         if default is None:

@@ -41,11 +41,7 @@ class Tenant:
 def _tenant_from_row(row: Sequence[Any]) -> Tenant:
     return Tenant(
         tenant=row[0],
-        limits=RateLimits(
-            rpm=None if row[1] is None else int(row[1]),
-            tpm=None if row[2] is None else int(row[2]),
-            concurrent=None if row[3] is None else int(row[3]),
-        ),
+        limits=RateLimits.from_columns(row[1], row[2], row[3]),
         budget_usd=None if row[4] is None else from_nano(int(row[4])),
         budget_period=row[5],
     )

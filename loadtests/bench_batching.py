@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
 import shlex
 import signal
 import socket
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+
+from loadtests.machine import describe_machine
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [
@@ -89,15 +90,7 @@ def free_port() -> int:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+    return describe_machine()
 
 
 async def one_request(session: aiohttp.ClientSession, url: str, prompt: str, max_tokens: int, level: Level) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -38,20 +36,13 @@ from billing.limits import MemoryLimitStore
 from billing.prices import PriceBook
 from billing.records import UsageRecord
 from gateway.config import LimitsConfig, ModelConfig, Price, RateLimit
+from loadtests.machine import describe_machine
 
 PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return describe_machine()
 
 
 def template() -> UsageRecord:

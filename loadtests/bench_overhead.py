@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -43,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from loadtests.machine import describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM_VENV = Path(tempfile.gettempdir()) / "maas-bench-litellm"
@@ -241,15 +242,7 @@ def profiling(service: Service, out: Path | None, seconds: float) -> Iterator[No
 
 
 def machine() -> str:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.node()}: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"load average {load:.2f} at start")
+    return describe_machine(with_load=True)
 
 
 def git_commit() -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import shlex
 import sys
 import time
@@ -33,6 +32,7 @@ import orjson
 
 from backends.chips import ChipProfile, chip_profile
 from gateway.config import SLO
+from loadtests.machine import describe_machine
 from loadtests.routing_sim import PoolMember, SimResult, TraceRequest, load_trace, rescale, run_simulation
 from routing.policies import POLICY_NAMES, make_policy
 
@@ -239,7 +239,7 @@ def markdown(report: dict[str, object]) -> str:
     lines = [
         "### Routing policies on a mixed-chip pool (simulated replicas)",
         "",
-        f"Pool (one ~8B model, **simulated** replicas with the chip profiles of `backends/chips.py`): "
+        "Pool (one ~8B model, **simulated** replicas with the chip profiles of `backends/chips.py`): "
         + ", ".join(f"{n}x {c}" for c, n in POOL)
         + f". SLO: TTFT <= {slo['ttft_ms']:g} ms and mean TPOT <= {slo['tpot_ms']:g} ms per request. "
         f"Workload: {report['requests']} requests of the {report['trace_source']}, arrivals rescaled to each rate "
@@ -324,18 +324,7 @@ def plot(report: dict[str, object], path: Path) -> None:
 
 
 def machine() -> str:
-    """One line naming the machine this ran on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    return describe_machine()
 
 
 def main(argv: list[str] | None = None) -> int:
