@@ -34,37 +34,12 @@ def new_request_id() -> str:
     return "req_" + os.urandom(16).hex()
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """Read a JSON body, refusing more than ``limit`` bytes without buffering them."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise errors.body_too_large(limit)
-        except ValueError:
-            raise errors.bad_request("Invalid Content-Length header.", code="invalid_request") from None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise errors.body_too_large(limit)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw:
-        raise errors.bad_request("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.invalid_json(str(exc)) from None
-
-
 class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
 async def receive_json(receive: Receive, declared: str | None, limit: int) -> Any:
-    """``read_json`` for raw ASGI endpoints: the body straight from ``receive``."""
+    """Read a JSON body straight from ``receive``, refusing more than ``limit`` bytes without buffering them."""
     if declared is not None:
         try:
             if int(declared) > limit:
