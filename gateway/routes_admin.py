@@ -138,11 +138,10 @@ async def drain_replica(replica_id: str, request: Request) -> Response:
 
 @admin.post("/replicas/{replica_id}/undrain")
 async def undrain_replica(replica_id: str, request: Request) -> Response:
-    replica = _gateway(request).registry.get(replica_id)
-    if replica is None:
+    registry = _gateway(request).registry
+    if registry.get(replica_id) is None:
         raise errors.not_found(f"Replica {replica_id}")
-    replica.draining = False
-    return json_response(replica.snapshot())
+    return json_response(registry.undrain(replica_id).snapshot())
 
 
 @admin.delete("/replicas/{replica_id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from routing.replica import Replica
+from routing.replica import Replica, ReplicaState
 
 
 class UnknownReplica(KeyError):
@@ -29,7 +29,13 @@ class ReplicaRegistry:
     def drain(self, id: str) -> Replica:
         """Stop sending new requests to a replica; in-flight ones finish."""
         replica = self._require(id)
-        replica.draining = True
+        replica.state = ReplicaState.DRAINING
+        return replica
+
+    def undrain(self, id: str) -> Replica:
+        """Take new requests again."""
+        replica = self._require(id)
+        replica.state = ReplicaState.ACTIVE
         return replica
 
     async def remove(self, id: str, *, timeout_s: float = 30.0) -> int:

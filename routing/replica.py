@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol
 
 from backends.base import Backend
@@ -36,11 +37,23 @@ def profile_tpot_s(profile: PerformanceProfile, batch: float, prompt_tokens_per_
     return step / (1.0 - share)
 
 
+class ReplicaState(StrEnum):
+    """Where a replica is in its life: ``starting -> active -> draining -> stopped``,
+    plus ``standby`` (warm, routed to only as overflow). Static replicas are active."""
+
+    STARTING = "starting"
+    ACTIVE = "active"
+    STANDBY = "standby"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
 class Replica:
     """A replica of one model on one chip, with its telemetry and circuit breaker.
 
     ``busy_until`` (monotonic seconds) is set from an upstream 429's Retry-After;
-    ``draining`` replicas finish what they have and take nothing new.
+    only ``active`` replicas take new requests (``standby`` ones as overflow, chosen
+    by the router); ``draining`` replicas finish what they have and take nothing new.
     """
 
     def __init__(
@@ -67,18 +80,25 @@ class Replica:
         self.breaker = breaker
         if profile is not None and telemetry.tpot_reference is None:
             telemetry.tpot_reference = lambda batch, prompt_rate: profile_tpot_s(profile, batch, prompt_rate)
-        self.draining = False
+        self.state = ReplicaState.ACTIVE
         self.busy_until = 0.0
         # float copy for scoring arithmetic; money sums stay in Decimal elsewhere
         self.cost_per_second = float(self.cost_per_hour) / 3600.0
 
-    def routable(self, now: float) -> bool:
-        """Not draining, breaker allows a request, and not marked busy by a 429."""
-        return not self.draining and now >= self.busy_until and self.breaker.allows(now)
+    @property
+    def draining(self) -> bool:
+        return self.state is ReplicaState.DRAINING
+
+    def routable(self, now: float, *, standby: bool = False) -> bool:
+        """Active (or standby, when ``standby``), breaker allows a request, not marked busy by a 429."""
+        state = self.state
+        if state is not ReplicaState.ACTIVE and not (standby and state is ReplicaState.STANDBY):
+            return False
+        return now >= self.busy_until and self.breaker.allows(now)
 
     def available_at(self, now: float) -> float | None:
-        """When this replica may be routable again; None while draining."""
-        if self.draining:
+        """When this replica may be routable again; None while it is not active."""
+        if self.state is not ReplicaState.ACTIVE:
             return None
         return max(self.busy_until, self.breaker.available_at(now), now)
 
@@ -91,6 +111,7 @@ class Replica:
             "chip": self.chip,
             "simulated": self.simulated,
             "cost_per_hour": str(self.cost_per_hour),
+            "state": self.state.value,
             "routable": self.routable(now),
             "draining": self.draining,
             "busy_for_s": round(max(0.0, self.busy_until - now), 3),

@@ -179,10 +179,9 @@ class Router:
         """Choose a replica and count the request on it; None when no untried
         replica is left after a failure (the caller re-raises that failure)."""
         now = self._clock()
-        candidates = self._candidates(route, now, tried, retrying=last_error is not None)
-        if not candidates:
+        decision = self.choose(route, now, tried, retrying=last_error is not None)
+        if decision is None:
             return None
-        decision: Decision = self.policy.choose(candidates, route, now)
         replica = decision.replica
         # single-threaded event loop: nothing ran since routable() was checked
         replica.breaker.acquire(now)
@@ -197,7 +196,23 @@ class Router:
         )
         return Attempt(replica, ticket, clock=self._clock, scorecard=self.scorecard, observer=self._observer)
 
-    def _candidates(self, route: RouteRequest, now: float, tried: set[str], *, retrying: bool) -> list[Replica]:
+    def choose(
+        self, route: RouteRequest, now: float, tried: set[str] | frozenset[str] = frozenset(), *, retrying: bool = False
+    ) -> Decision | None:
+        """The routing decision for ``route`` now, without I/O and without counting it
+        on the replica (the failover loop does that; a simulation may call this directly).
+
+        Raises NoReplicaAvailable / PreferenceUnsatisfiable when nothing can serve;
+        when ``retrying``, returns None instead once no untried replica is left.
+        """
+        candidates = self._candidates(route, now, tried, retrying=retrying)
+        if not candidates:
+            return None
+        return self.policy.choose(candidates, route, now)
+
+    def _candidates(
+        self, route: RouteRequest, now: float, tried: set[str] | frozenset[str], *, retrying: bool
+    ) -> list[Replica]:
         replicas = self.registry.for_model(route.model)
         if not replicas:
             if retrying:
