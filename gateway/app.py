@@ -4,97 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-
-from backends.factory import build_backend, profile_for
 from billing.biller import Biller
-from billing.database import BillingDatabase, open_database
+from billing.database import open_database
 from billing.keys import ApiKey
-from billing.limits import LimitStore, open_limit_store
+from billing.limits import open_limit_store
 from billing.prices import PriceBook
 from billing.tokens import TokenCounter
-from gateway import errors
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.completions import CompletionService
-from gateway.config import GatewayConfig, ReplicaConfig
-from gateway.errors import APIError
-from gateway.http import error_response, request_id, unexpected_error
+from gateway.config import GatewayConfig
+from gateway.context import Gateway
+from gateway.edge import Edge
 from gateway.metrics import GatewayMetrics
-from gateway.routes_admin import admin_router
+from gateway.replicas import make_replica
+from gateway.routes_admin import routes as admin_routes
 from gateway.routes_openai import routes as openai_routes
-from routing.breaker import CircuitBreaker
 from routing.health import HealthMonitor
 from routing.policies import make_policy
 from routing.registry import ReplicaRegistry
-from routing.replica import Replica
 from routing.router import Router
-from routing.telemetry import ReplicaTelemetry
 
-log = logging.getLogger("maas.app")
-
-
-@dataclass
-class Gateway:
-    """Every live part of one gateway process, wired together."""
-
-    config: GatewayConfig
-    catalog: ModelCatalog
-    registry: ReplicaRegistry
-    router: Router
-    health: HealthMonitor
-    db: BillingDatabase
-    biller: Biller
-    limits: LimitStore
-    auth: Authenticator
-    completions: CompletionService
-    metrics: GatewayMetrics
-    started_at: int
-
-    def build_replica(self, spec: ReplicaConfig) -> Replica:
-        return make_replica(spec, self.config)
-
-    async def start_replica(self, replica: Replica) -> None:
-        try:
-            await replica.backend.start()
-        except Exception as exc:  # noqa: BLE001 - a replica that fails to start is down, not fatal
-            log.error("replica %s failed to start: %s", replica.id, exc)
-            for _ in range(replica.breaker.failure_threshold):
-                replica.breaker.record_failure()
-
-
-def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
-    """A routable replica (backend constructed, not started) from its config."""
-    profile = profile_for(spec.chip)
-    if profile is not None and spec.backend == "simulated":
-        # the router predicts what the double will really do: its timings run time_scale as long
-        profile = profile.scaled(spec.time_scale)
-    model = config.model_by_name(spec.model)
-    cost = spec.cost_per_hour
-    if cost is None:
-        if profile is None:
-            raise ValueError(f"replica {spec.id}: set cost_per_hour (chip {spec.chip!r} has no default)")
-        cost = profile.cost_per_hour
-    return Replica(
-        spec.id,
-        spec.model,
-        spec.chip,
-        cost,
-        build_backend(spec, max_model_len=model.max_model_len if model else None),
-        profile=profile,
-        simulated=spec.backend == "simulated",
-        telemetry=ReplicaTelemetry(alpha=config.routing.ewma_alpha),
-        breaker=CircuitBreaker(config.routing.breaker_failures, config.routing.breaker_cooldown_s),
-    )
+__all__ = ["Gateway", "build_gateway", "create_app", "price_book"]
 
 
 def price_book(config: GatewayConfig) -> PriceBook:
@@ -168,59 +102,16 @@ async def stop(gw: Gateway) -> None:
     await gw.db.close()
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    rid = request_id(request)
-    if exc.status_code == 404:
-        return error_response(errors.APIError(404, f"Unknown path {request.url.path}.", code="unknown_url"), rid)
-    if exc.status_code == 405:
-        return error_response(
-            errors.APIError(405, f"Method {request.method} is not allowed on {request.url.path}.", code="method_not_allowed"),
-            rid,
-        )
-    return error_response(errors.APIError(exc.status_code, str(exc.detail)), rid)
-
-
-async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": "value_error"}
-    loc = tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-    param = ".".join(str(p) for p in loc) or None
-    if err.get("type") == "json_invalid":
-        return error_response(errors.invalid_json(str(err.get("msg"))), request_id(request))
-    return error_response(errors.bad_request(f"Invalid value for '{param}': {err.get('msg')}.", param=param), request_id(request))
-
-
-async def _api_error(request: Request, exc: APIError) -> Response:
-    return error_response(exc, request_id(request))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    return unexpected_error(exc, request_id(request))
-
-
-def create_app(config: GatewayConfig) -> FastAPI:
+def create_app(config: GatewayConfig) -> Edge:
     """Build the ASGI app for ``config``; parts are built and started in its lifespan."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[Gateway]:
         gw = await build_gateway(config)
-        app.state.gateway = gw
         try:
             await start(gw)
-            yield
+            yield gw
         finally:
             await stop(gw)
 
-    app = FastAPI(
-        title="maas-gateway",
-        description="OpenAI-compatible gateway routing across replicas on many chips, with per-token billing.",
-        lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url=None,
-    )
-    app.router.routes.extend(openai_routes)
-    app.include_router(admin_router)
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(APIError, _api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unexpected)
-    return app
+    return Edge((*openai_routes, *admin_routes), lifespan=lifespan, observer=lambda gw: gw.metrics)

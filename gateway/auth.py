@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.requests import Request
-
 from billing.keys import ApiKey, KeyStore
 from gateway import errors
+from gateway.http import HasHeaders as Request
 from gateway.http import bearer_token
 
 _KEY_PREFIX = "sk-maas-"

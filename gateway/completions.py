@@ -55,6 +55,8 @@ class Answer:
     headers: dict[str, str]
     body: dict[str, Any] | None = None
     frames: AsyncIterator[bytes] | None = None
+    #: time spent waiting for the replica (left out of the gateway's overhead)
+    upstream_s: float = 0.0
 
 
 def backend_error(exc: BackendError) -> APIError:
@@ -129,15 +131,8 @@ class CompletionService:
             admission = await self._biller.admit(
                 caller.key, model.name, prompt_tokens=prompt_tokens, max_tokens=max_tokens, n=request.sampling.n
             )
-        except RateLimitExceeded as exc:
-            self._metrics.rate_limited.labels(exc.limit).inc()
-            raise APIError(429, exc.message, type=exc.type, code=exc.code, headers=exc.headers) from None
-        except QuotaExceeded as exc:
-            self._metrics.rate_limited.labels("budget").inc()
-            raise APIError(429, exc.message, type="insufficient_quota", code="insufficient_quota") from None
-        except LimitsUnavailable as exc:
-            # refused, never admitted unchecked
-            raise errors.unavailable(exc.message, retry_after=1, code=exc.code) from None
+        except (RateLimitExceeded, QuotaExceeded, LimitsUnavailable):
+            raise
         return admission, prompt_tokens, max_tokens
 
     def _prepare(
@@ -226,19 +221,16 @@ class CompletionService:
         response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.request_id
         out = completion_body(kind, response_id, int(time.time()), body.model, routed.result, usage, settlement.cost_usd)
         headers = self._headers(caller, routed.replica, admission, settlement.cost_usd)
-        headers["x-maas-overhead-ms"] = self._overhead_ms(caller, routed.latency_s, kind)
-        return Answer(200, headers, body=out)
+        return Answer(200, headers, body=out, upstream_s=routed.latency_s)
 
     # -- streaming -----------------------------------------------------------------------------
     async def stream(self, kind: RequestKind, body: ChatCompletionRequest | CompletionRequest, caller: Caller) -> Answer:
         model, request, admission, prompt_tokens, routed = await self._start(kind, body, caller, stream=True)
         headers = self._headers(caller, routed.replica, admission, None)
-        # time to the first byte is the part of the overhead a streaming client feels
-        headers["x-maas-overhead-ms"] = self._overhead_ms(caller, routed.ttft_s, kind)
         response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.request_id
         writer = ChunkWriter(kind, response_id, int(time.time()), body.model, body.include_usage)
         frames = self._frames(kind, model, caller, request, admission, routed, writer, prompt_tokens, body.include_usage)
-        return Answer(200, headers, frames=frames)
+        return Answer(200, headers, frames=frames, upstream_s=routed.ttft_s or 0.0)
 
     async def _frames(
         self, kind, model, caller, request, admission, routed, writer, prompt_tokens, include_usage
@@ -310,7 +302,6 @@ class CompletionService:
 
     def _headers(self, caller: Caller, replica: Any, admission: Admission, cost: Decimal | None) -> dict[str, str]:
         headers = {
-            "x-request-id": caller.request_id,
             "x-maas-replica": replica.id,
             "x-maas-chip": replica.chip,
             **admission.headers,
@@ -320,11 +311,6 @@ class CompletionService:
         if cost is not None:
             headers["x-maas-cost-usd"] = str(cost)
         return headers
-
-    def _overhead_ms(self, caller: Caller, upstream_s: float | None, endpoint: str) -> str:
-        overhead = max(0.0, time.perf_counter() - caller.received - (upstream_s or 0.0))
-        self._metrics.overhead.labels(endpoint).observe(overhead)
-        return f"{overhead * 1000:.3f}"
 
     def _observe(self, kind, model: str, routed, usage: Usage, settlement, *, stream: bool, status: int = 200) -> None:
         replica = routed.replica

@@ -56,6 +56,8 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    #: JSON objects and arrays a body may hold, counted before parsing (brackets inside strings count)
+    max_json_containers: int = Field(default=50_000, gt=0)
     #: requests without a key are refused unless this is true (local trials only)
     allow_anonymous: bool = False
     anonymous_tenant: str = "anonymous"

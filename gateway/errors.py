@@ -45,6 +45,29 @@ class APIError(Exception):
     def body_bytes(self) -> bytes:
         return orjson.dumps(self.body())
 
+    def anthropic_body(self) -> dict:
+        """The same error in Anthropic's shape (the Messages surface)."""
+        return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(self.status, "api_error"), "message": self.message}}
+
+    def anthropic_body_bytes(self) -> bytes:
+        return orjson.dumps(self.anthropic_body())
+
+
+#: Anthropic's error types by HTTP status (docs.anthropic.com, "Errors")
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "api_error",
+}
+
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> APIError:
     return APIError(400, message, param=param, code=code)
@@ -92,6 +115,14 @@ def model_not_found(model: str) -> APIError:
 
 def not_found(what: str) -> APIError:
     return APIError(404, f"{what} not found.", code="not_found")
+
+
+def unsupported_media_type(content_type: str) -> APIError:
+    shown = content_type or "none"
+    return APIError(
+        415, f"Unsupported content type '{shown}': send the body as JSON with 'Content-Type: application/json'.",
+        code="unsupported_media_type",
+    )
 
 
 def body_too_large(limit: int) -> APIError:

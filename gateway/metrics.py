@@ -9,13 +9,16 @@ time from the live objects, so nothing has to be kept in sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from types import MappingProxyType
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from billing.errors import QuotaExceeded, RateLimitExceeded
+from gateway.errors import APIError
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2)
@@ -121,7 +124,7 @@ class GatewayMetrics:
         self.compute_cost = _Counter(
             "maas_compute_cost_usd", "Replica cost attributed to requests, USD", ["model", "replica", "chip"], registry=r
         )
-        self.overhead = _Histogram(
+        self.overhead_seconds = _Histogram(
             "maas_gateway_overhead_seconds",
             "Time spent in the gateway, upstream excluded",
             ["endpoint"],
@@ -146,10 +149,18 @@ class GatewayMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def refused(self, endpoint: str, status: int, code: str) -> None:
+    # EdgeObserver
+    def overhead(self, endpoint: str, seconds: float) -> None:
+        self.overhead_seconds.labels(endpoint).observe(max(0.0, seconds))
+
+    def refused(self, endpoint: str, error: APIError, cause: BaseException) -> None:
         """A request answered with an error before (or instead of) a replica's answer."""
-        self.requests.labels(endpoint, "", "", "", status_class(status)).inc()
-        self.errors.labels(endpoint, str(status), code).inc()
+        self.requests.labels(endpoint, "", "", "", status_class(error.status)).inc()
+        self.errors.labels(endpoint, str(error.status), error.code or error.type).inc()
+        if isinstance(cause, RateLimitExceeded):
+            self.rate_limited.labels(cause.limit).inc()
+        elif isinstance(cause, QuotaExceeded):
+            self.rate_limited.labels("budget").inc()
 
     # RoutingObserver
     def decision(self, policy: str, replica: Any, reason: str) -> None:

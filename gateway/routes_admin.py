@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
 
 from gateway import errors
 from gateway.config import ReplicaConfig
-from gateway.http import json_response
-from gateway.usage_views import usage_response
+from gateway.edge import Reply, Route
+from gateway.exchange import Exchange
+from gateway.routes_openai import read_body
+from gateway.schemas import parse_body
+from gateway.usage_views import usage_reply
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-
-
-def _gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
-async def require_admin(request: Request) -> None:
-    _gateway(request).auth.require_admin(request)
-
-
-admin_router = APIRouter()
-admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+    from gateway.context import Gateway
 
 
 class KeyCreate(BaseModel):
@@ -52,9 +42,13 @@ class TenantSettings(BaseModel):
     budget_period: Literal["day", "month", "total"] = "month"
 
 
-@admin.post("/keys", status_code=201)
-async def create_key(body: KeyCreate, request: Request) -> Response:
-    gw = _gateway(request)
+def _admin(x: Exchange, gw: Gateway) -> None:
+    gw.auth.require_admin(x)
+
+
+async def create_key(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    body: KeyCreate = parse_body(KeyCreate, await read_body(x, gw))
     for name in body.models or ():
         if gw.catalog.resolve(name) is None:
             raise errors.model_not_found(name)
@@ -69,38 +63,39 @@ async def create_key(body: KeyCreate, request: Request) -> Response:
         budget_period=body.budget_period,
     )
     # the secret is shown this once; only its hash is stored
-    return json_response({**key.to_dict(), "key": secret}, status=201)
+    return Reply({**key.to_dict(), "key": secret}, status=201)
 
 
-@admin.get("/keys")
-async def list_keys(request: Request, tenant: str | None = None) -> Response:
-    keys = await _gateway(request).db.keys.list(tenant)
-    return json_response({"object": "list", "data": [k.to_dict() for k in keys]})
+async def list_keys(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    keys = await gw.db.keys.list(x.query().get("tenant"))
+    return Reply({"object": "list", "data": [k.to_dict() for k in keys]})
 
 
-@admin.delete("/keys/{key_id}")
-async def revoke_key(key_id: str, request: Request) -> Response:
-    if not await _gateway(request).db.keys.revoke(key_id):
+async def revoke_key(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    key_id = x.params["key_id"]
+    if not await gw.db.keys.revoke(key_id):
         raise errors.not_found(f"Key {key_id}")
-    return json_response({"id": key_id, "revoked": True})
+    return Reply({"id": key_id, "revoked": True})
 
 
-@admin.put("/tenants/{tenant}")
-async def set_tenant(tenant: str, body: TenantSettings, request: Request) -> Response:
-    gw = _gateway(request)
+async def set_tenant(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    tenant = x.params["tenant"]
+    body: TenantSettings = parse_body(TenantSettings, await read_body(x, gw))
     await gw.db.tenants.set_limits(tenant, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent)
     saved = await gw.db.tenants.set_budget(tenant, body.budget_usd, body.budget_period)
-    return json_response(saved.to_dict())
+    return Reply(saved.to_dict())
 
 
-@admin.get("/tenants/{tenant}")
-async def get_tenant(tenant: str, request: Request) -> Response:
-    return json_response((await _gateway(request).db.tenants.get(tenant)).to_dict())
+async def get_tenant(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    return Reply((await gw.db.tenants.get(x.params["tenant"])).to_dict())
 
 
-@admin.get("/replicas")
-async def list_replicas(request: Request) -> Response:
-    gw = _gateway(request)
+async def list_replicas(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
     now = time.monotonic()
     data = []
     for replica in gw.registry.all():
@@ -109,12 +104,12 @@ async def list_replicas(request: Request) -> Response:
         stats = replica.backend.stats()
         view["engine"] = {"running": stats.running, "waiting": stats.waiting, "kv_cache_usage": stats.kv_cache_usage}
         data.append(view)
-    return json_response({"object": "list", "data": data})
+    return Reply({"object": "list", "data": data})
 
 
-@admin.post("/replicas", status_code=201)
-async def register_replica(spec: ReplicaConfig, request: Request) -> Response:
-    gw = _gateway(request)
+async def register_replica(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    spec: ReplicaConfig = parse_body(ReplicaConfig, await read_body(x, gw))
     if gw.registry.get(spec.id) is not None:
         raise errors.APIError(409, f"Replica {spec.id!r} already exists.", code="replica_exists", param="id")
     if gw.catalog.resolve(spec.model) is None:
@@ -125,59 +120,76 @@ async def register_replica(spec: ReplicaConfig, request: Request) -> Response:
         raise errors.bad_request(str(exc), param="chip") from None
     await gw.start_replica(replica)
     gw.registry.add(replica)
-    return json_response(replica.snapshot(), status=201)
+    return Reply(replica.snapshot(), status=201)
 
 
-@admin.post("/replicas/{replica_id}/drain")
-async def drain_replica(replica_id: str, request: Request) -> Response:
-    gw = _gateway(request)
-    if gw.registry.get(replica_id) is None:
-        raise errors.not_found(f"Replica {replica_id}")
-    return json_response(gw.registry.drain(replica_id).snapshot())
+async def drain_replica(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    return Reply(gw.registry.drain(x.params["replica_id"]).snapshot())
 
 
-@admin.post("/replicas/{replica_id}/undrain")
-async def undrain_replica(replica_id: str, request: Request) -> Response:
-    registry = _gateway(request).registry
-    if registry.get(replica_id) is None:
-        raise errors.not_found(f"Replica {replica_id}")
-    return json_response(registry.undrain(replica_id).snapshot())
+async def undrain_replica(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    return Reply(gw.registry.undrain(x.params["replica_id"]).snapshot())
 
 
-@admin.delete("/replicas/{replica_id}")
-async def remove_replica(
-    replica_id: str, request: Request, timeout_s: float = Query(default=30.0, ge=0, le=600)
-) -> Response:
-    gw = _gateway(request)
+async def remove_replica(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    replica_id = x.params["replica_id"]
     replica = gw.registry.get(replica_id)
     if replica is None:
         raise errors.not_found(f"Replica {replica_id}")
+    timeout_s = _seconds(x.query().get("timeout_s"), default=30.0, maximum=600.0, param="timeout_s")
     left = await gw.registry.remove(replica_id, timeout_s=timeout_s)
     await replica.backend.close()
-    return json_response({"id": replica_id, "removed": True, "in_flight_cut": left})
+    return Reply({"id": replica_id, "removed": True, "in_flight_cut": left})
 
 
-@admin.get("/scorecard")
-async def scorecard(request: Request) -> Response:
-    return json_response({"object": "list", "data": _gateway(request).router.scorecard.rows()})
+async def scorecard(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    return Reply({"object": "list", "data": gw.router.scorecard.rows()})
 
 
-@admin.get("/usage")
-async def admin_usage(request: Request) -> Response:
-    return await usage_response(_gateway(request), request, tenant=None)
+async def admin_usage(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    return await usage_reply(gw, x.query(), tenant=None)
 
 
-admin_router.include_router(admin)
-
-
-@admin_router.get("/v1/usage", tags=["usage"])
-async def own_usage(request: Request) -> Response:
+async def own_usage(x: Exchange, gw: Gateway) -> Reply:
     """The caller's own usage: totals by model and day."""
-    gw = _gateway(request)
-    key = await gw.auth.tenant_key(request)
-    return await usage_response(gw, request, tenant=key.tenant)
+    key = await gw.auth.tenant_key(x)
+    return await usage_reply(gw, x.query(), tenant=key.tenant)
 
 
-@admin_router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    return Response(_gateway(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(x: Exchange, gw: Gateway) -> Reply:
+    return Reply(raw=gw.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _seconds(raw: str | None, *, default: float, maximum: float, param: str) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= maximum:
+        raise errors.bad_request(f"'{param}' must be a number of seconds from 0 to {maximum:g}.", param=param)
+    return value
+
+
+routes = (
+    Route("POST", "/admin/keys", create_key, "admin"),
+    Route("GET", "/admin/keys", list_keys, "admin"),
+    Route("DELETE", "/admin/keys/{key_id}", revoke_key, "admin"),
+    Route("PUT", "/admin/tenants/{tenant}", set_tenant, "admin"),
+    Route("GET", "/admin/tenants/{tenant}", get_tenant, "admin"),
+    Route("GET", "/admin/replicas", list_replicas, "admin"),
+    Route("POST", "/admin/replicas", register_replica, "admin"),
+    Route("POST", "/admin/replicas/{replica_id}/drain", drain_replica, "admin"),
+    Route("POST", "/admin/replicas/{replica_id}/undrain", undrain_replica, "admin"),
+    Route("DELETE", "/admin/replicas/{replica_id}", remove_replica, "admin"),
+    Route("GET", "/admin/scorecard", scorecard, "admin"),
+    Route("GET", "/admin/usage", admin_usage, "admin"),
+    Route("GET", "/v1/usage", own_usage, "usage"),
+    Route("GET", "/metrics", metrics, "metrics"),
+)

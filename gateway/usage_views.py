@@ -6,22 +6,18 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from billing.records import UsageQuery
 from gateway import errors
-from gateway.http import json_response
+from gateway.edge import Reply
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.context import Gateway
 
 _FILTERS = ("key", "model", "chip", "from", "to", "group_by", "format", "tenant")
 
 
-async def usage_response(gw: Gateway, request: Request, *, tenant: str | None) -> Response:
+async def usage_reply(gw: Gateway, params: dict[str, str], *, tenant: str | None) -> Reply:
     """``tenant`` set: the caller's own usage (their tenant only, by model and day)."""
-    params = request.query_params
     unknown = sorted(set(params) - set(_FILTERS))
     if unknown:
         raise errors.bad_request(f"Unknown query parameter '{unknown[0]}'.", param=unknown[0])
@@ -42,10 +38,10 @@ async def usage_response(gw: Gateway, request: Request, *, tenant: str | None) -
         raise errors.bad_request(str(exc), param="group_by" if "group" in str(exc) else "from") from None
     data = [row.to_dict() for row in rows]
     if params.get("format") == "csv":
-        return Response(to_csv(data, group_by), media_type="text/csv; charset=utf-8")
+        return Reply(raw=to_csv(data, group_by).encode(), content_type="text/csv; charset=utf-8")
     if params.get("format") not in (None, "json"):
         raise errors.bad_request("format must be 'json' or 'csv'.", param="format")
-    return json_response({"object": "list", "group_by": list(group_by), "data": data})
+    return Reply({"object": "list", "group_by": list(group_by), "data": data})
 
 
 def to_csv(rows: list[dict], group_by: tuple[str, ...]) -> str:
