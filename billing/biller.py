@@ -260,7 +260,7 @@ class Biller:
         cost = from_nano(record.price_nano_usd)
         return Settlement(cost, record, {**admission.headers, "x-maas-cost-usd": str(cost)})
 
-    def settle_nowait(self, admission: Admission, outcome: RequestOutcome) -> None:
+    def settle_nowait(self, admission: Admission, outcome: RequestOutcome) -> UsageRecord:
         """Settle from a cancelled task: the record is queued now, limits settle in the background."""
         self._begin_settle(admission)
         record = self._record(admission, outcome)
@@ -270,6 +270,7 @@ class Biller:
             task = asyncio.get_running_loop().create_task(self._release(admission, record))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return record
 
     async def _release(self, admission: Admission, record: UsageRecord) -> None:
         reservation = admission.reservation

@@ -1,58 +1,59 @@
-"""Token counting for estimates; engine-reported usage is always the billing truth."""
+"""Token accounting: one tokenizer per model, one prompt estimator, one counter per stream.
+
+The engine's usage is the billing truth. Before it exists, or when it never
+comes, the gateway needs three numbers, all from this module and one rule:
+
+* a prompt **bound** for reservations (rate limits, budgets): never below what the
+  engine will count. With the model's own tokenizer (``ModelConfig.tokenizer``, or
+  an in-process engine's model) it is the exact count plus an allowance for the
+  chat template; without one it is the text's UTF-8 length plus that allowance
+  (a BPE token is at least one byte; a SentencePiece piece at least one
+  character, plus one leading piece per text, which the allowance covers);
+* a prompt **estimate** for routing, the context-window check, and usage an
+  engine did not report (flagged ``estimated``);
+* the **count** of what a stream delivered, for a stream that ends without the
+  engine's usage (client gone, replica failed).
+
+Everything here takes plain text and numbers, never request types. Big texts are
+tokenized in a small thread pool (tokenizers release the GIL), never on the loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-# Per-message overhead of chat formatting (role markers, separators), as OpenAI
-# documents for its chat models; it is a rough estimate for other templates.
+#: per-message formatting tokens (role markers, separators) in the estimate, as OpenAI documents them
 MESSAGE_OVERHEAD_TOKENS = 4
 REPLY_PRIMING_TOKENS = 3
-#: texts longer than this are tokenized in a worker thread by the async methods
-THREAD_THRESHOLD_CHARS = 16_384
+#: what a chat template may add around the texts, in the bound: a preamble, per message, per text,
+#: and the tool-use instructions templates render when tools are given
+TEMPLATE_ALLOWANCE = 64
+MESSAGE_ALLOWANCE = 8
+TEXT_ALLOWANCE = 1
+TOOLS_ALLOWANCE = 512
+#: texts longer than this (in total) are tokenized in the thread pool
+INLINE_CHARS = 16_384
 
 
-def estimate_chars(text_or_chars: str | int) -> int:
-    """Cheap estimate (4 characters a token, rounded up) for admitting very large prompts."""
-    chars = text_or_chars if isinstance(text_or_chars, int) else len(text_or_chars)
-    return -(-chars // 4)
-
-
-def message_text(message: Mapping[str, Any]) -> str:
-    """The countable text of a chat message: content (string or text parts), name, tool calls.
-
-    The role is left out: the per-message overhead stands for it.
-    """
-    parts: list[str] = []
-    content = message.get("content")
-    if isinstance(content, str):
-        parts.append(content)
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-    if isinstance(message.get("name"), str):
-        parts.append(message["name"])
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if isinstance(function, Mapping):
-            parts.append(str(function.get("name", "")))
-            parts.append(str(function.get("arguments", "")))
-    return "\n".join(parts)
+def utf8_length(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (without encoding ASCII text, which is most text)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class TokenCounter:
-    """Counts tokens with a model's HF tokenizer when given, else tiktoken cl100k (offline)."""
+    """Counts with one tokenizer: a model's own (``exact``) or tiktoken's cl100k (an estimate)."""
 
     def __init__(self, tokenizer_path: str | None = None) -> None:
         self.tokenizer_path = tokenizer_path
+        self.exact = tokenizer_path is not None
         if tokenizer_path is not None:
-            from transformers import AutoTokenizer  # heavy import: only when asked for
+            from transformers import AutoTokenizer  # heavy import: only when a model has a tokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-            self._encode = lambda text: tokenizer.encode(text, add_special_tokens=False)
+            self._encode: Callable[[str], Sequence[int]] = lambda text: tokenizer.encode(text, add_special_tokens=False)
             self.name = f"hf:{tokenizer_path}"
         else:
             import tiktoken
@@ -65,28 +66,119 @@ class TokenCounter:
         """Tokens in a text (blocks for as long as tokenizing takes)."""
         return len(self._encode(text)) if text else 0
 
-    def count_messages(self, messages: Iterable[Mapping[str, Any]]) -> int:
-        """Tokens of a chat prompt: each message's text plus a rough per-message overhead."""
-        total = REPLY_PRIMING_TOKENS
-        for message in messages:
-            total += MESSAGE_OVERHEAD_TOKENS + self.count_text(message_text(message))
-        return total
+    def count_texts(self, texts: Sequence[str]) -> int:
+        return sum(self.count_text(t) for t in texts)
 
-    async def acount_text(self, text: str) -> int:
-        """count_text that moves big texts off the event loop."""
-        if len(text) <= THREAD_THRESHOLD_CHARS:
-            return self.count_text(text)
-        return await asyncio.to_thread(self.count_text, text)
 
-    async def acount_messages(self, messages: Iterable[Mapping[str, Any]]) -> int:
-        """count_messages that moves big prompts off the event loop."""
-        messages = list(messages)
-        size = sum(len(message_text(m)) for m in messages)
-        if size <= THREAD_THRESHOLD_CHARS:
-            return self.count_messages(messages)
-        return await asyncio.to_thread(self.count_messages, messages)
+@dataclass(frozen=True, slots=True)
+class PromptText:
+    """Everything of a request that becomes prompt tokens, as plain text.
 
-    @staticmethod
-    def estimate_chars(text_or_chars: str | int) -> int:
-        """See :func:`estimate_chars`."""
-        return estimate_chars(text_or_chars)
+    ``texts``: message contents, names, tool-call names and arguments, tool
+    definitions, a raw prompt; ``messages``: chat messages (0 for a raw prompt);
+    ``token_ids``: a prompt already given as token ids (counted exactly).
+    """
+
+    texts: tuple[str, ...]
+    messages: int = 0
+    token_ids: int = 0
+    has_tools: bool = False
+
+    @property
+    def chars(self) -> int:
+        return sum(len(t) for t in self.texts)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTokens:
+    """A prompt's token estimate and its upper bound (``bound >= estimate``)."""
+
+    estimate: int
+    bound: int
+
+
+class StreamMeter:
+    """Counts what one stream delivered, in case it ends without the engine's usage.
+
+    Deltas that carry the engine's token count are summed; text without one is
+    kept and tokenized only when the count is asked for (most streams end with
+    the engine's usage and never need it).
+    """
+
+    __slots__ = ("_counter", "_known", "_pending", "counted")
+
+    def __init__(self, counter: TokenCounter | None) -> None:
+        self._counter = counter
+        self._known = 0
+        self._pending: list[str] = []
+        #: whether any count came from a tokenizer (or the character estimate): an estimate
+        self.counted = False
+
+    def add(self, text: str, tokens: int | None) -> None:
+        """One delivered delta: its text, and its token count when the backend knows it."""
+        if tokens is not None:
+            self._known += tokens
+        elif text:
+            self._pending.append(text)
+
+    def count(self) -> int:
+        """Tokens delivered so far."""
+        if self._pending:
+            self.counted = True
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._known += self._counter.count_text(text) if self._counter is not None else -(-len(text) // 4)
+        return self._known
+
+
+class TokenAccounting:
+    """The gateway's token numbers: a counter per model, prompt estimates and bounds, stream meters.
+
+    ``tokenizers`` maps a model name to its own tokenizer's path; other models are
+    estimated with cl100k. Counters are built on first use.
+    """
+
+    def __init__(self, tokenizers: Mapping[str, str] | None = None, *, threads: int = 2) -> None:
+        self._paths = dict(tokenizers or {})
+        self._counters: dict[str | None, TokenCounter] = {}
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenize")
+
+    def counter(self, model: str) -> TokenCounter:
+        path = self._paths.get(model)
+        counter = self._counters.get(path)
+        if counter is None:
+            counter = self._counters[path] = TokenCounter(path)
+        return counter
+
+    async def prompt(self, model: str, prompt: PromptText) -> PromptTokens:
+        """Estimate and bound of a prompt (tokenized off the loop when it is big)."""
+        counter = self.counter(model)
+        texts = prompt.texts
+        if prompt.chars <= INLINE_CHARS:
+            counted = counter.count_texts(texts)
+        else:
+            counted = await asyncio.get_running_loop().run_in_executor(self._pool, counter.count_texts, texts)
+        estimate = counted + prompt.token_ids
+        if prompt.messages:
+            estimate += REPLY_PRIMING_TOKENS + MESSAGE_OVERHEAD_TOKENS * prompt.messages
+        allowance = (
+            TEMPLATE_ALLOWANCE
+            + MESSAGE_ALLOWANCE * prompt.messages
+            + TEXT_ALLOWANCE * len(texts)
+            + (TOOLS_ALLOWANCE if prompt.has_tools else 0)
+        )
+        measured = counted if counter.exact else sum(utf8_length(t) for t in texts)
+        return PromptTokens(estimate, max(estimate, measured + prompt.token_ids + allowance))
+
+    async def count(self, model: str, texts: Sequence[str]) -> int:
+        """Tokens of generated texts (an answer whose engine reported no usage)."""
+        counter = self.counter(model)
+        if sum(len(t) for t in texts) <= INLINE_CHARS:
+            return counter.count_texts(texts)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, counter.count_texts, texts)
+
+    def meter(self, model: str) -> StreamMeter:
+        return StreamMeter(self.counter(model))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

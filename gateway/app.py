@@ -12,17 +12,18 @@ from billing.database import open_database
 from billing.keys import ApiKey
 from billing.limits import open_limit_store
 from billing.prices import PriceBook
-from billing.tokens import TokenCounter
+from billing.tokens import TokenAccounting
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
-from gateway.completions import CompletionService
 from gateway.config import GatewayConfig
 from gateway.context import Gateway
 from gateway.edge import Edge
 from gateway.metrics import GatewayMetrics
+from gateway.plan import Planner
 from gateway.replicas import make_replica
 from gateway.routes_admin import routes as admin_routes
 from gateway.routes_openai import routes as openai_routes
+from gateway.serving import Serving
 from routing.health import HealthMonitor
 from routing.policies import make_policy
 from routing.registry import ReplicaRegistry
@@ -38,6 +39,25 @@ def price_book(config: GatewayConfig) -> PriceBook:
         for tenant, price in model.tenant_prices.items():
             overrides.setdefault(tenant, {})[model.name] = price
     return PriceBook(config.models, overrides)
+
+
+def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
+    """Each model's own tokenizer: configured, else the model directory of its in-process engine."""
+    paths: dict[str, str] = {}
+    for replica in config.replicas:
+        if replica.backend == "vllm" and replica.engine is not None:
+            path = replica.engine.model_path
+            if path is None:
+                from backends.bundled_model import bundled_model_path
+
+                bundled = bundled_model_path()
+                path = None if bundled is None else str(bundled)
+            if path is not None:
+                paths.setdefault(replica.model, path)
+    for model in config.models:
+        if model.tokenizer:
+            paths[model.name] = model.tokenizer
+    return paths
 
 
 def _anonymous_key(config: GatewayConfig) -> ApiKey | None:
@@ -66,8 +86,9 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         registry = ReplicaRegistry([make_replica(spec, config) for spec in config.replicas])
         router = Router(registry, make_policy(config.routing.policy, slo=config.routing.slo), config.routing, observer=metrics)
         health = HealthMonitor(registry, config.routing)
-        tokens = TokenCounter()
-        completions = CompletionService(catalog, router, biller, tokens, metrics)
+        accounting = TokenAccounting(model_tokenizers(config))
+        planner = Planner(catalog, registry, accounting)
+        serving = Serving(router, biller, accounting, observer=metrics)
         auth = Authenticator(db.keys, admin_key=config.admin_key, anonymous=_anonymous_key(config))
     except BaseException:
         await db.close()
@@ -83,7 +104,9 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         biller=biller,
         limits=limits,
         auth=auth,
-        completions=completions,
+        planner=planner,
+        serving=serving,
+        accounting=accounting,
         metrics=metrics,
         started_at=int(time.time()),
     )
@@ -100,6 +123,7 @@ async def stop(gw: Gateway) -> None:
     await gw.biller.close()
     await gw.limits.close()
     await gw.db.close()
+    gw.accounting.close()
 
 
 def create_app(config: GatewayConfig) -> Edge:

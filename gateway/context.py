@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from billing.biller import Biller
 from billing.database import BillingDatabase
 from billing.limits import LimitStore
+from billing.tokens import TokenAccounting
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
-from gateway.completions import CompletionService
 from gateway.config import GatewayConfig, ReplicaConfig
 from gateway.metrics import GatewayMetrics
+from gateway.plan import Planner
 from gateway.replicas import make_replica
+from gateway.serving import Serving
 from routing.health import HealthMonitor
 from routing.registry import ReplicaRegistry
 from routing.replica import Replica
@@ -35,7 +37,9 @@ class Gateway:
     biller: Biller
     limits: LimitStore
     auth: Authenticator
-    completions: CompletionService
+    planner: Planner
+    serving: Serving
+    accounting: TokenAccounting
     metrics: GatewayMetrics
     started_at: int
 

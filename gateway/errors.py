@@ -113,6 +113,24 @@ def model_not_found(model: str) -> APIError:
     )
 
 
+def context_length_exceeded(window: int, prompt_tokens: int, max_tokens: int | None) -> APIError:
+    """OpenAI's 400 for a prompt (plus the output asked for) beyond the model's context window."""
+    if max_tokens is None:
+        detail = f"your messages resulted in about {prompt_tokens} tokens"
+    else:
+        detail = (
+            f"you requested about {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, "
+            f"{max_tokens} in the completion)"
+        )
+    return APIError(
+        400,
+        f"This model's maximum context length is {window} tokens. However, {detail}. "
+        "Please reduce the length of the messages or completion.",
+        param="messages",
+        code="context_length_exceeded",
+    )
+
+
 def not_found(what: str) -> APIError:
     return APIError(404, f"{what} not found.", code="not_found")
 

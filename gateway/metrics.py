@@ -9,7 +9,6 @@ time from the live objects, so nothing has to be kept in sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -18,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from billing.errors import QuotaExceeded, RateLimitExceeded
+from billing.records import UsageRecord
 from gateway.errors import APIError
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -174,8 +174,27 @@ class GatewayMetrics:
         self.ledger_flush.observe(seconds)
         self.ledger_batch.observe(rows)
 
-    def billed(self, model: str, replica: str, chip: str, prompt: int, completion: int, price: Decimal, cost: Decimal) -> None:
-        self.prompt_tokens.labels(model, replica, chip).inc(prompt)
-        self.completion_tokens.labels(model, replica, chip).inc(completion)
-        self.revenue.labels(model, chip).inc(float(price))
-        self.compute_cost.labels(model, replica, chip).inc(float(cost))
+    # SettlementObserver
+    def settled(self, record: UsageRecord) -> None:
+        """A request's usage was billed: count it, its tokens, money and timings."""
+        if record.status == "error":
+            return  # answered with an error before anything was delivered: the edge counted it
+        endpoint, model, replica, chip = record.kind, record.model, record.replica or "", record.chip or ""
+        if record.status == "ok":
+            self.requests.labels(endpoint, model, replica, chip, "2xx").inc()
+        elif record.error_code == "client_disconnected":
+            self.errors.labels(endpoint, "499", "client_disconnected").inc()
+        else:  # the replica failed after the first byte
+            self.requests.labels(endpoint, model, replica, chip, "5xx").inc()
+            self.errors.labels(endpoint, "502", record.error_code or "upstream_error").inc()
+        latency_s = (record.latency_ms or 0.0) / 1000
+        self.latency.labels(endpoint, model, "true" if record.stream else "false").observe(latency_s)
+        if record.ttft_ms is not None:
+            ttft_s = record.ttft_ms / 1000
+            self.ttft.labels(model, chip).observe(ttft_s)
+            if record.completion_tokens > 1:
+                self.tpot.labels(model, chip).observe(max(0.0, latency_s - ttft_s) / (record.completion_tokens - 1))
+        self.prompt_tokens.labels(model, replica, chip).inc(record.prompt_tokens)
+        self.completion_tokens.labels(model, replica, chip).inc(record.completion_tokens)
+        self.revenue.labels(model, chip).inc(record.price_nano_usd / 1e9)
+        self.compute_cost.labels(model, replica, chip).inc(record.compute_cost_nano_usd / 1e9)

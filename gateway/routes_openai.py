@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from backends.base import RequestKind
 from gateway import errors
-from gateway.completions import Caller
 from gateway.edge import Reply, Route, StreamReply
 from gateway.exchange import Exchange
+from gateway.plan import Caller
+from gateway.rendering import OpenAIRenderer
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, parse_body
+from gateway.translate import chat_request, completion_request
 
 if TYPE_CHECKING:
     from gateway.context import Gateway
@@ -26,18 +28,26 @@ async def read_body(x: Exchange, gw: Gateway) -> Any:
     return await x.json(server.max_body_bytes, max_containers=server.max_json_containers)
 
 
+def caller(x: Exchange, key: Any) -> Caller:
+    return Caller(key=key, request_id=x.request_id, received=x.started, arrived_at=time.time() - x.elapsed())
+
+
 def _completion_endpoint(kind: RequestKind):  # noqa: ANN202 - a handler factory
     schema = ChatCompletionRequest if kind == "chat" else CompletionRequest
+    translate = chat_request if kind == "chat" else completion_request
+    prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
 
     async def handle(x: Exchange, gw: Gateway) -> Reply | StreamReply:
         key = await gw.auth.tenant_key(x)
-        caller = Caller(key=key, request_id=x.request_id, received=x.started)
         body = parse_body(schema, await read_body(x, gw))
-        if body.stream:
-            answer = await gw.completions.stream(kind, body, caller)
-            return StreamReply(answer.frames, answer.headers, upstream_s=answer.upstream_s)  # type: ignore[arg-type]
-        answer = await gw.completions.complete(kind, body, caller)
-        return Reply(answer.body, answer.status, answer.headers, upstream_s=answer.upstream_s)
+        plan = await gw.planner.plan(
+            kind, key, model=body.model, routing=body.routing, stream=body.stream, include_usage=body.include_usage,
+            translate=lambda request_id, model: translate(body, request_id, model),  # type: ignore[arg-type]
+        )
+        renderer = OpenAIRenderer(
+            kind, prefix + plan.request.request_id, int(time.time()), plan.model.name, include_usage=plan.include_usage
+        )
+        return await gw.serving.answer(plan, caller(x, key), renderer)
 
     return handle
 

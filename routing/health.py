@@ -13,9 +13,9 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from routing.settings import RoutingConfig
 from routing.registry import ReplicaRegistry
 from routing.replica import Replica
+from routing.settings import RoutingConfig
 
 
 class HealthMonitor:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.base import BackendError, Completion, GenerationRequest, UpstreamTimeout
-from routing.settings import RoutingConfig
 from routing.attempt import Attempt, RoutingObserver
 from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
 from routing.policies.base import Decision, RoutingPolicy
@@ -25,6 +24,7 @@ from routing.registry import ReplicaRegistry
 from routing.replica import Replica
 from routing.route import RouteRequest
 from routing.scorecard import Scorecard
+from routing.settings import RoutingConfig
 from routing.stream import RoutedStream, chunk_tokens
 
 __all__ = [

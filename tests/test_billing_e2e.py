@@ -14,7 +14,9 @@ import httpx
 import openai
 import pytest
 
+from backends.sim_text import count_tokens, render_chat
 from billing.database import open_database
+from billing.tokens import PromptText, TokenAccounting
 from tests.live_server import LiveServer, sim_config
 from tests.processes import GatewayProcess
 
@@ -187,8 +189,10 @@ def test_same_generation_is_billed_the_same_streamed_or_not(server: LiveServer) 
 
 async def test_concurrent_requests_never_spend_past_the_budget(server: LiveServer) -> None:
     price_in, price_out = Decimal("0.20"), Decimal("0.60")
-    # worst case of one request: its prompt estimate + 100 output tokens; the budget fits ten
-    worst = (Decimal(40) * price_in + Decimal(100) * price_out) / 10**6
+    messages = [{"role": "user", "content": "spend " * 5}]
+    # worst case of one request: the gateway's prompt bound + 100 output tokens; the budget fits ten
+    bound = (await TokenAccounting().prompt(MODEL, PromptText(("spend " * 5,), messages=1))).bound
+    worst = (Decimal(bound) * price_in + Decimal(100) * price_out) / 10**6
     budget = worst * 10
     key = server.create_key("budgeted", budget_usd=budget, budget_period="total")
     client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=60)
@@ -196,7 +200,7 @@ async def test_concurrent_requests_never_spend_past_the_budget(server: LiveServe
     async def one(i: int) -> str:
         try:
             await client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": "spend " * 5}], max_tokens=100
+                model=MODEL, messages=messages, max_tokens=100
             )
             return "ok"
         except openai.RateLimitError as exc:
@@ -209,6 +213,29 @@ async def test_concurrent_requests_never_spend_past_the_budget(server: LiveServe
     assert outcomes["refused"] >= 1
     spent = sum(r[4] for r in ledger_rows(server, "budgeted").values())
     assert spent <= budget * 10**9
+
+
+async def test_fifty_concurrent_long_prompts_never_spend_past_the_budget(server: LiveServer) -> None:
+    # 40,000 characters that the engine counts as one token each (the review's 400% overrun)
+    messages = [{"role": "user", "content": "." * 40_000}]
+    engine_prompt = count_tokens(render_chat(messages))
+    one = (Decimal(engine_prompt) * Decimal("0.20") + Decimal(16) * Decimal("0.60")) / 10**6
+    budget = one * 10
+    key = server.create_key("long-prompts", budget_usd=budget, budget_period="total")
+    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+    async def ask() -> str:
+        try:
+            await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=16)
+            return "ok"
+        except openai.RateLimitError:
+            return "refused"
+
+    outcomes = Counter(await asyncio.gather(*(ask() for _ in range(50))))
+    await client.close()
+    spent = sum(r[4] for r in ledger_rows(server, "long-prompts").values())
+    assert outcomes["ok"] >= 1 and outcomes["refused"] >= 1
+    assert spent <= budget * 10**9, f"spent {spent / budget / 10**9:.0%} of the budget"
 
 
 @pytest.fixture

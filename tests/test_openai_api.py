@@ -38,9 +38,9 @@ def test_client_request_id_is_echoed(client: openai.OpenAI) -> None:
     assert raw.headers["x-request-id"] == "my-trace-123"
 
 
-def test_alias_resolves_to_the_model(client: openai.OpenAI) -> None:
+def test_alias_resolves_to_the_model_and_the_answer_names_the_canonical_model(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(model="default", messages=MESSAGES, max_tokens=5)
-    assert completion.model == "default"
+    assert completion.model == MODEL
     assert completion.usage.completion_tokens > 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from routing.breaker import CircuitBreaker
-from tests.test_routing_fakes import FakeClock
+from tests.fakes.routing import FakeClock
 
 
 def breaker(clock: FakeClock, failures: int = 3, cooldown: float = 5.0) -> CircuitBreaker:

@@ -8,7 +8,7 @@ from backends.base import EngineStats
 from gateway.config import RoutingConfig
 from routing.health import HealthMonitor
 from routing.registry import ReplicaRegistry
-from tests.test_routing_fakes import FakeClock, ScriptedBackend, make_replica
+from tests.fakes.routing import FakeClock, ScriptedBackend, make_replica
 
 
 class HangingHealth(ScriptedBackend):

@@ -11,7 +11,7 @@ from routing.policies.cost_latency import CostLatencyPolicy
 from routing.policies.prefix_affinity import PrefixAffinityPolicy
 from routing.preferences import RoutingPreference
 from routing.route import RouteRequest
-from tests.test_routing_fakes import FakeClock, LinearProfile, make_replica
+from tests.fakes.routing import FakeClock, LinearProfile, make_replica
 
 SLO_DEFAULT = SLO(ttft_ms=1000, tpot_ms=100)
 #: fast and pricey, like an H100

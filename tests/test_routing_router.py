@@ -20,7 +20,7 @@ from routing.policies.round_robin import RoundRobinPolicy
 from routing.preferences import RoutingPreference
 from routing.registry import ReplicaRegistry
 from routing.router import RouteRequest, Router
-from tests.test_routing_fakes import FakeClock, ScriptedBackend, completion, make_replica, request
+from tests.fakes.routing import FakeClock, ScriptedBackend, completion, make_replica, request
 
 
 class RecordingObserver:

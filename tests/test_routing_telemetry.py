@@ -11,7 +11,7 @@ from backends.base import EngineStats
 from routing.registry import ReplicaRegistry, UnknownReplica
 from routing.scorecard import Scorecard
 from routing.telemetry import ReplicaTelemetry
-from tests.test_routing_fakes import FakeClock, make_replica
+from tests.fakes.routing import FakeClock, make_replica
 
 
 def test_ewmas_follow_finished_streams():
@@ -146,7 +146,7 @@ def test_scorecard_keeps_only_the_most_recent_window_per_chip():
 
 
 def test_tpot_calibration_compares_with_the_profile_at_the_batch_the_request_really_decoded_in():
-    from tests.test_routing_fakes import LinearProfile
+    from tests.fakes.routing import LinearProfile
 
     clock = FakeClock()
     profile = LinearProfile(prefill_tok_s=1e12, step_1_s=0.010, step_32_s=0.041, max_batch=64)
@@ -176,7 +176,7 @@ def test_prompt_token_rate_is_not_under_counted_while_the_window_fills():
 
 def test_efficient_point_is_the_largest_batch_within_the_tpot_limit():
     from routing.capacity import efficient_point
-    from tests.test_routing_fakes import LinearProfile
+    from tests.fakes.routing import LinearProfile
 
     profile = LinearProfile(prefill_tok_s=10_000, step_1_s=0.010, step_32_s=0.041, max_batch=256)
     point = efficient_point(profile, prompt_tokens=1000, output_tokens=200, tpot_limit_s=0.08)

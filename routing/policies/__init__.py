@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from routing.settings import SLO
 from routing.policies.base import Decision, RoutingPolicy
 from routing.policies.cheapest import CheapestPolicy
 from routing.policies.cost_latency import CostLatencyPolicy
@@ -10,6 +9,7 @@ from routing.policies.least_outstanding import LeastOutstandingPolicy
 from routing.policies.lowest_latency import LowestLatencyPolicy
 from routing.policies.prefix_affinity import PrefixAffinityPolicy
 from routing.policies.round_robin import RoundRobinPolicy
+from routing.settings import SLO
 
 POLICY_NAMES: tuple[str, ...] = (
     "cost_latency",

@@ -27,13 +27,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from routing.settings import SLO
 from routing.capacity import efficient_point
 from routing.policies.base import Decision
 from routing.policies.lowest_latency import latency_key
 from routing.prediction import Prediction, pooled_output_tokens, predict
 from routing.replica import Replica
 from routing.route import RouteRequest
+from routing.settings import SLO
 
 #: capacity costs within ~3% of each other count as equal (then load decides)
 _COST_BUCKET = math.log(1.03)
