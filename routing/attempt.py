@@ -60,8 +60,8 @@ class Attempt:
             self.first_token_at = self._clock()
             self.replica.telemetry.first_token(self.ticket)
 
-    def succeeded(self, output_tokens: int) -> None:
-        """The replica answered in full."""
+    def succeeded(self, output_tokens: int | None) -> None:
+        """The replica answered in full (``output_tokens``: the engine's count, None when unreported)."""
         if self._end(ok=True, output_tokens=output_tokens):
             self.replica.breaker.record_success()
             ttft = None if self.first_token_at is None else self.first_token_at - self.started
@@ -69,13 +69,13 @@ class Attempt:
                 self.replica.chip,
                 True,
                 ttft,
-                output_tokens,
+                output_tokens or 0,
                 self._clock() - self.started,
                 self.replica.cost_per_hour,
                 replica_seconds=self.replica_seconds,
             )
 
-    def failed(self, error: BackendError, *, output_tokens: int = 0) -> None:
+    def failed(self, error: BackendError, *, output_tokens: int | None = None) -> None:
         """The attempt ended in ``error``; what it means depends on the kind."""
         if self.ended:
             return
@@ -97,7 +97,7 @@ class Attempt:
                 replica.chip,
                 False,
                 None,
-                output_tokens,
+                output_tokens or 0,
                 self._clock() - self.started,
                 replica.cost_per_hour,
                 replica_seconds=self.replica_seconds,
@@ -119,7 +119,7 @@ class Attempt:
             else:
                 self.replica.breaker.release()
 
-    def _end(self, *, ok: bool | None, output_tokens: int = 0) -> bool:
+    def _end(self, *, ok: bool | None, output_tokens: int | None = None) -> bool:
         if self.ended:
             return False
         self.ended = True

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from backends.base import BackendError, Completion, GenerationRequest, UpstreamTimeout
+from backends.base import BackendError, Completion, GenerationRequest, StreamChunk, UpstreamTimeout
 from routing.attempt import Attempt, RoutingObserver
 from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
 from routing.policies.base import Decision, RoutingPolicy
@@ -25,7 +26,7 @@ from routing.replica import Replica
 from routing.route import RouteRequest
 from routing.scorecard import Scorecard
 from routing.settings import RoutingConfig
-from routing.stream import RoutedStream, chunk_tokens
+from routing.stream import RoutedStream
 
 __all__ = [
     "NoReplicaAvailable",
@@ -35,8 +36,9 @@ __all__ = [
     "RoutedStream",
     "Router",
     "RoutingObserver",
-    "chunk_tokens",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -82,6 +84,55 @@ class Router:
         by its backend's own timeout (a long answer is not a failure).
         """
         started = self._clock()
+
+        async def run(attempt: Attempt) -> Completion:
+            result = await attempt.replica.backend.generate(request)
+            attempt.succeeded(None if result.usage is None else result.usage.completion_tokens)
+            return result
+
+        result, attempt, attempts = await self._place(route, run, started)
+        return Routed(result, attempt.replica, attempts, None, self._clock() - started, attempt.replica_seconds)
+
+    async def open_stream(self, request: GenerationRequest, route: RouteRequest) -> RoutedStream:
+        """Start a stream and wait for its first chunk, failing over until one arrives.
+
+        The wait for a first chunk is bounded by what is left of the deadline.
+        """
+        started = self._clock()
+        deadline = started + self.config.deadline_s
+
+        async def run(attempt: Attempt) -> tuple[AsyncIterator[StreamChunk], StreamChunk | None]:
+            iterator = attempt.replica.backend.stream(request)
+            try:
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    first: StreamChunk | None = await iterator.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except TimeoutError:
+                await _close_quietly(iterator)
+                raise UpstreamTimeout(
+                    f"replica {attempt.replica.id} sent no first chunk within the routing deadline "
+                    f"({self.config.deadline_s:g} s)"
+                ) from None
+            except BaseException:
+                await _close_quietly(iterator)
+                raise
+            if first is not None:
+                attempt.first_token()
+            return iterator, first
+
+        (iterator, first), attempt, attempts = await self._place(route, run, started)
+        return RoutedStream(attempt, attempts, iterator, first, started=started, clock=self._clock)
+
+    async def _place(
+        self, route: RouteRequest, run: Callable[[Attempt], Awaitable[T]], started: float
+    ) -> tuple[T, Attempt, int]:
+        """The one failover loop: try ``run`` on replicas the policy picks until one succeeds.
+
+        A retryable BackendError moves to another replica (never one already tried)
+        within ``max_attempts`` and ``deadline_s``; a non-retryable one propagates at
+        once; a cancelled caller abandons the attempt. Each attempt ends exactly once.
+        """
         deadline = started + self.config.deadline_s
         tried: set[str] = set()
         last_error: BackendError | None = None
@@ -94,82 +145,18 @@ class Router:
                 break
             attempts += 1
             try:
-                result = await attempt.replica.backend.generate(request)
+                return await run(attempt), attempt, attempts
             except BackendError as exc:
                 attempt.failed(exc)
                 if not exc.retryable:
                     raise
                 last_error = exc
-                continue
             except asyncio.CancelledError:
                 attempt.abandoned()
                 raise
             except Exception:
                 attempt.crashed()
                 raise
-            attempt.succeeded(_completion_tokens(result))
-            return Routed(
-                result=result,
-                replica=attempt.replica,
-                attempts=attempts,
-                ttft_s=None,
-                latency_s=self._clock() - started,
-                replica_seconds=attempt.replica_seconds,
-            )
-        assert last_error is not None
-        raise last_error
-
-    async def open_stream(self, request: GenerationRequest, route: RouteRequest) -> RoutedStream:
-        """Start a stream and wait for its first chunk, failing over until one arrives.
-
-        The wait for a first chunk is bounded by what is left of the deadline.
-        """
-        started = self._clock()
-        deadline = started + self.config.deadline_s
-        tried: set[str] = set()
-        last_error: BackendError | None = None
-        attempts = 0
-        while attempts < self.config.max_attempts:
-            remaining = deadline - self._clock()
-            if attempts and remaining <= 0:
-                break
-            attempt = self._start_attempt(route, tried, last_error)
-            if attempt is None:
-                break
-            attempts += 1
-            iterator = attempt.replica.backend.stream(request)
-            try:
-                async with asyncio.timeout(max(0.0, remaining)):
-                    first = await iterator.__anext__()
-            except StopAsyncIteration:
-                first = None
-            except TimeoutError:
-                await _close_quietly(iterator)
-                exc = UpstreamTimeout(
-                    f"replica {attempt.replica.id} sent no first chunk within the routing deadline "
-                    f"({self.config.deadline_s:g} s)"
-                )
-                attempt.failed(exc)
-                last_error = exc
-                continue
-            except BackendError as exc:
-                await _close_quietly(iterator)
-                attempt.failed(exc)
-                if not exc.retryable:
-                    raise
-                last_error = exc
-                continue
-            except asyncio.CancelledError:
-                await _close_quietly(iterator)
-                attempt.abandoned()
-                raise
-            except Exception:
-                await _close_quietly(iterator)
-                attempt.crashed()
-                raise
-            if first is not None:
-                attempt.first_token()
-            return RoutedStream(attempt, attempts, iterator, first, started=started, clock=self._clock)
         assert last_error is not None
         raise last_error
 
@@ -252,13 +239,6 @@ def _soonest(replicas: list[Replica], now: float) -> float | None:
     if not times:
         return None
     return max(0.0, min(times) - now)
-
-
-def _completion_tokens(result: Completion) -> int:
-    if result.usage is not None:
-        return result.usage.completion_tokens
-    # no engine count: a rough estimate is enough for latency telemetry (not billing)
-    return sum(max(1, len(c.text) // 4) for c in result.choices)
 
 
 async def _close_quietly(iterator: object) -> None:

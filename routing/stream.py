@@ -11,11 +11,6 @@ from routing.attempt import Attempt
 from routing.replica import Replica
 
 
-def chunk_tokens(chunk: StreamChunk) -> int:
-    """Generated tokens a chunk carries (a delta with text and no count is one token)."""
-    return sum(d.tokens if d.tokens is not None else (1 if d.text or d.tool_calls else 0) for d in chunk.deltas)
-
-
 class RoutedStream:
     """Async iterator of :class:`StreamChunk` from the chosen replica.
 
@@ -45,10 +40,10 @@ class RoutedStream:
         self.ttft_s: float | None = None if first is None else clock() - started
         self.latency_s: float | None = None
         self.replica_seconds: float | None = None
-        self.output_tokens = 0
+        #: generated tokens as the engine reported them at the end (None: not reported)
         self._usage_tokens: int | None = None
         if first is not None:
-            self._count(first)
+            self._note(first)
         else:
             self._end_ok()
 
@@ -77,7 +72,7 @@ class RoutedStream:
         except Exception:
             self._end(self._attempt.crashed)
             raise
-        self._count(chunk)
+        self._note(chunk)
         return chunk
 
     async def aclose(self) -> None:
@@ -88,13 +83,14 @@ class RoutedStream:
         await self._close_upstream()
         self._end(self._attempt.abandoned)
 
-    def _count(self, chunk: StreamChunk) -> None:
-        self.output_tokens += chunk_tokens(chunk)
+    def _note(self, chunk: StreamChunk) -> None:
+        # telemetry learns output lengths from the engine's count only; billing has the one
+        # counter of delivered tokens (billing.tokens.StreamMeter)
         if chunk.usage is not None:
             self._usage_tokens = chunk.usage.completion_tokens
 
-    def _tokens(self) -> int:
-        return self._usage_tokens if self._usage_tokens is not None else self.output_tokens
+    def _tokens(self) -> int | None:
+        return self._usage_tokens
 
     def _end_ok(self) -> None:
         self._end(lambda: self._attempt.succeeded(self._tokens()))

@@ -198,9 +198,10 @@ class ReplicaTelemetry:
             self.prefill_backlog_tokens -= ticket.prompt_tokens
         return ticket.first_token_at - ticket.started
 
-    def finish(self, ticket: InFlight, *, ok: bool | None, output_tokens: int = 0) -> float:
+    def finish(self, ticket: InFlight, *, ok: bool | None, output_tokens: int | None = 0) -> float:
         """End a request: ``ok`` True/False feeds latency and error EWMAs, None means
-        abandoned (client gone), which says nothing about the replica.
+        abandoned (client gone), which says nothing about the replica. ``output_tokens``
+        None (the engine did not say) leaves the output-length and TPOT estimates alone.
 
         Returns the request's share of replica busy time in seconds.
         """
@@ -223,6 +224,10 @@ class ReplicaTelemetry:
             return share
         latency = now - ticket.started
         self._latency.add(latency)
+        if output_tokens is None:
+            if ticket.first_token_at is not None:
+                self._ttft.add(ticket.first_token_at - ticket.started)
+            return share
         self._output_tokens.add(output_tokens / max(1, ticket.sequences))
         if ticket.first_token_at is not None:
             ttft = ticket.first_token_at - ticket.started
