@@ -81,6 +81,8 @@ class Replica:
         if profile is not None and telemetry.tpot_reference is None:
             telemetry.tpot_reference = lambda batch, prompt_rate: profile_tpot_s(profile, batch, prompt_rate)
         self.state = ReplicaState.ACTIVE
+        #: the fleet plan is about to drain this replica: routing steers new work elsewhere
+        self.retiring = False
         self.busy_until = 0.0
         # float copy for scoring arithmetic; money sums stay in Decimal elsewhere
         self.cost_per_second = float(self.cost_per_hour) / 3600.0

@@ -7,8 +7,7 @@ import pytest
 from backends.base import EngineStats
 from gateway.config import SLO
 from routing.policies import POLICY_NAMES, make_policy
-from routing.policies.cost_latency import CostLatencyPolicy
-from routing.policies.prefix_affinity import PrefixAffinityPolicy
+from routing.policies.presets import cost_latency, prefix_affinity
 from routing.preferences import RoutingPreference
 from routing.route import RouteRequest
 from tests.fakes.routing import FakeClock, LinearProfile, make_replica
@@ -92,7 +91,7 @@ def test_prefix_affinity_sends_the_same_prefix_to_the_same_replica():
 
 
 def test_prefix_affinity_keeps_other_prefixes_in_place_when_a_replica_leaves():
-    policy = PrefixAffinityPolicy()
+    policy = prefix_affinity(SLO())
     pool = [make_replica(f"r{i}") for i in range(5)]
     before = {k: policy.choose(pool, route(prefix_key=k), 0).replica.id for k in (f"p{i}" for i in range(200))}
     survivors = [r for r in pool if r.id != "r2"]
@@ -102,7 +101,7 @@ def test_prefix_affinity_keeps_other_prefixes_in_place_when_a_replica_leaves():
 
 
 def test_prefix_affinity_falls_back_to_least_loaded_when_the_owner_is_overloaded():
-    policy = PrefixAffinityPolicy(imbalance=2.0, slack=4)
+    policy = prefix_affinity(SLO(), imbalance=2.0, slack=4)
     pool = [make_replica(f"r{i}") for i in range(3)]
     owner = policy.choose(pool, route(prefix_key="k"), 0).replica
     loaded(owner, 50)
@@ -184,7 +183,7 @@ def test_prefer_latency_takes_the_fastest_whatever_it_costs():
 
 
 def test_prefer_cost_accepts_a_slower_replica_within_the_slack():
-    policy = CostLatencyPolicy(slo=SLO(ttft_ms=1000, tpot_ms=100), headroom=0.8, cost_slack=1.5)
+    policy = cost_latency(SLO(ttft_ms=1000, tpot_ms=100), headroom=0.8, cost_slack=1.5)
     slow = make_replica("slow", profile=SLOW, cost="0.05")  # TPOT ~95 ms: over 80 ms headroom
     mid = make_replica("mid", profile=MID, cost="1.79")
     loaded(slow, 23)

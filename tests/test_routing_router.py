@@ -16,7 +16,8 @@ from backends.base import (
 )
 from gateway.config import RoutingConfig
 from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
-from routing.policies.round_robin import RoundRobinPolicy
+from routing.policies.presets import round_robin
+from routing.settings import SLO
 from routing.preferences import RoutingPreference
 from routing.registry import ReplicaRegistry
 from routing.router import RouteRequest, Router
@@ -39,7 +40,7 @@ def build(*replicas, clock=None, observer=None, **config):
     clock = clock or FakeClock()
     router = Router(
         ReplicaRegistry(list(replicas)),
-        RoundRobinPolicy(),
+        round_robin(SLO()),
         RoutingConfig(**config),
         clock=clock,
         observer=observer,
@@ -158,7 +159,7 @@ async def test_deadline_stops_further_attempts():
 
 async def test_stream_first_chunk_wait_is_bounded_by_the_deadline():
     slow = make_replica("a", backend=ScriptedBackend(first_chunk_delay_s=5.0))
-    router = Router(ReplicaRegistry([slow]), RoundRobinPolicy(), RoutingConfig(deadline_s=0.05))
+    router = Router(ReplicaRegistry([slow]), round_robin(SLO()), RoutingConfig(deadline_s=0.05))
     with pytest.raises(UpstreamTimeout):
         await asyncio.wait_for(router.open_stream(request(), route()), timeout=2.0)
     assert slow.backend.closed_streams == 1

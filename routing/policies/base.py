@@ -33,13 +33,3 @@ class RoutingPolicy(Protocol):
         """Pick one of ``candidates``; never I/O, never blocks."""
         ...
 
-
-def rotation_pick(candidates: Sequence[Replica], after: str | None) -> Replica:
-    """The candidate whose id follows ``after`` in sorted order (wrapping), so ties
-    rotate fairly even as the candidate set changes."""
-    ordered = sorted(candidates, key=lambda r: r.id)
-    if after is not None:
-        for replica in ordered:
-            if replica.id > after:
-                return replica
-    return ordered[0]
