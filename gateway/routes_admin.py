@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
-from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from gateway import errors
+from gateway.admin_bodies import KeyCreate, TenantSettings
+from gateway.auth import require_metrics_token
 from gateway.config import ReplicaConfig
 from gateway.http import json_response
+from gateway.registrations import vet_registration
 from gateway.usage_views import usage_response
 
 if TYPE_CHECKING:
@@ -29,27 +30,6 @@ async def require_admin(request: Request) -> None:
 
 admin_router = APIRouter()
 admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
-
-
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tenant: str = Field(min_length=1, max_length=128)
-    name: str | None = Field(default=None, max_length=128)
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    concurrent: int | None = Field(default=None, ge=0)
-    budget_usd: Decimal | None = Field(default=None, ge=0)
-    budget_period: Literal["day", "month", "total"] = "month"
-
-
-class TenantSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    concurrent: int | None = Field(default=None, ge=0)
-    budget_usd: Decimal | None = Field(default=None, ge=0)
-    budget_period: Literal["day", "month", "total"] = "month"
 
 
 @admin.post("/keys", status_code=201)
@@ -87,9 +67,10 @@ async def revoke_key(key_id: str, request: Request) -> Response:
 
 @admin.put("/tenants/{tenant}")
 async def set_tenant(tenant: str, body: TenantSettings, request: Request) -> Response:
-    gw = _gateway(request)
-    await gw.db.tenants.set_limits(tenant, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent)
-    saved = await gw.db.tenants.set_budget(tenant, body.budget_usd, body.budget_period)
+    saved = await _gateway(request).db.tenants.configure(
+        tenant, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent, budget_usd=body.budget_usd,
+        period=body.budget_period,
+    )
     return json_response(saved.to_dict())
 
 
@@ -119,6 +100,7 @@ async def register_replica(spec: ReplicaConfig, request: Request) -> Response:
         raise errors.APIError(409, f"Replica {spec.id!r} already exists.", code="replica_exists", param="id")
     if gw.catalog.resolve(spec.model) is None:
         raise errors.model_not_found(spec.model)
+    await vet_registration(spec, gw.config)
     try:
         replica = gw.build_replica(spec)
     except ValueError as exc:
@@ -180,4 +162,6 @@ async def own_usage(request: Request) -> Response:
 
 @admin_router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(_gateway(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    gw = _gateway(request)
+    require_metrics_token(request, gw.config.metrics_token)
+    return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

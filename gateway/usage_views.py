@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 _FILTERS = ("key", "model", "chip", "from", "to", "group_by", "format", "tenant")
+#: what the operator pays and earns: never shown to tenants, who see only what they are charged
+OPERATOR_ONLY = ("compute_cost_usd", "margin_usd")
 
 
 async def usage_response(gw: Gateway, request: Request, *, tenant: str | None) -> Response:
@@ -41,6 +43,8 @@ async def usage_response(gw: Gateway, request: Request, *, tenant: str | None) -
     except ValueError as exc:
         raise errors.bad_request(str(exc), param="group_by" if "group" in str(exc) else "from") from None
     data = [row.to_dict() for row in rows]
+    if tenant is not None:
+        data = [{k: v for k, v in row.items() if k not in OPERATOR_ONLY} for row in data]
     if params.get("format") == "csv":
         return Response(to_csv(data, group_by), media_type="text/csv; charset=utf-8")
     if params.get("format") not in (None, "json"):
