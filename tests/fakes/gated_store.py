@@ -1,8 +1,9 @@
 """A real SqlStore behind a gate: the database can be made to go down, or to hang mid-commit.
 
-Reads and other statements pass straight through; ledger batch inserts
-(``insert_ignoring_duplicates``) fail while ``down``, and while ``held`` they wait
-(a transaction in flight) until ``release()``, then reach the real database.
+Other statements pass straight through; ledger batch inserts (``insert_ignoring_duplicates``)
+fail while ``down``, and while ``held`` they wait (a transaction in flight) until
+``release()``, then reach the real database. After ``hold_reads()``, ``fetchrow``
+reads, then holds the answer (a key lookup in flight) until ``release_reads()``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,22 @@ class GatedStore:
         self._gate.set()
         self.waiting = asyncio.Event()  # set while a batch is held in flight
         self.attempts = 0
+        self._reads = asyncio.Event()
+        self._reads.set()
+        self.reading = asyncio.Event()  # set while a read is held
+
+    def hold_reads(self) -> None:
+        self._reads.clear()
+
+    def release_reads(self) -> None:
+        self._reads.set()
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        row = await self._inner.fetchrow(sql, *args)
+        if not self._reads.is_set():  # the answer is read, still on its way back
+            self.reading.set()
+            await self._reads.wait()
+        return row
 
     def hold(self) -> None:
         self._gate.clear()
