@@ -7,8 +7,8 @@ import csv
 import io
 import logging
 import os
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -83,7 +83,8 @@ def test_metrics_require_the_metrics_token_when_one_is_set(server: LiveServer) -
 # -- registrations -------------------------------------------------------------------------------
 
 def _spec(upstream: ScriptedUpstream, replica_id: str, **changes: object) -> dict:
-    return {"id": replica_id, "model": MODEL, "backend": "openai", "chip": "nvidia-h100", "url": upstream.url, **changes}
+    spec = {"id": replica_id, "model": MODEL, "backend": "openai", "chip": "nvidia-h100", "url": upstream.url}
+    return {**spec, **changes}
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,8 @@ def _revoke_from_another_process(ledger: str, key_id: str) -> float:
 def _refused_after(client: httpx.Client, url: str, secret: str, since: float, deadline: float) -> float:
     """Seconds from ``since`` until ``url`` refuses ``secret`` (polling requests, each a real call)."""
     while time.monotonic() < deadline:
-        status = client.post(url + "/v1/chat/completions", json=BODY, headers={"authorization": f"Bearer {secret}"}).status_code
+        headers = {"authorization": f"Bearer {secret}"}
+        status = client.post(url + "/v1/chat/completions", json=BODY, headers=headers).status_code
         if status == 403:
             return time.monotonic() - since
         assert status == 200, status

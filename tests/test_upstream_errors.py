@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import orjson
@@ -17,7 +17,9 @@ from tests.live_server import LiveServer, sim_config
 
 SECRET = "/srv/upstream/internal-build-7f3a (tenant bob asked about payroll)"
 SCENARIOS = {
-    "rejecting": Script(400, body=orjson.dumps({"error": {"message": f"bad temperature at {SECRET}", "param": "temperature"}})),
+    "rejecting": Script(
+        400, body=orjson.dumps({"error": {"message": f"bad temperature at {SECRET}", "param": "temperature"}})
+    ),
     "failing": Script(500, body=f"Traceback (most recent call last): {SECRET}".encode()),
     "overflowing": Script(
         400, body=orjson.dumps({"error": {"message": f"This model's maximum context length is 2048 tokens. {SECRET}"}})

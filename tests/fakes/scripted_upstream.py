@@ -66,19 +66,21 @@ class ScriptedUpstream:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                pairs = (line.partition(":") for line in lines[1:] if line)
+                headers = {k.strip().lower(): v.strip() for k, _, v in pairs}
                 await reader.readexactly(int(headers.get("content-length", "0")))
                 self.authorizations.append(headers.get("authorization"))
                 if method == "GET":
-                    script = Script(body=orjson.dumps({"object": "list", "data": [{"id": self.model, "object": "model"}]}))
+                    models = {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+                    script = Script(body=orjson.dumps(models))
                 else:
                     script = self.script
                 extra = "".join(f"{k}: {v}\r\n" for k, v in script.headers.items())
-                writer.write(
+                head = (
                     f"HTTP/1.1 {script.status} {_REASONS.get(script.status, 'Status')}\r\n"
-                    f"content-type: application/json\r\ncontent-length: {len(script.body)}\r\n{extra}\r\n".encode("latin-1")
-                    + script.body
+                    f"content-type: application/json\r\ncontent-length: {len(script.body)}\r\n{extra}\r\n"
                 )
+                writer.write(head.encode("latin-1") + script.body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
