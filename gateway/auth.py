@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-
-from starlette.requests import Request
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from billing.keys import ApiKey, KeyStore
 from gateway import errors
@@ -21,6 +21,23 @@ log = logging.getLogger("maas.auth")
 
 #: what a local trial's SDK sends as its key (``OpenAI(api_key="EMPTY")``); accepted only while anonymous access is on
 ANONYMOUS_PLACEHOLDER = "EMPTY"
+
+
+class Request(Protocol):
+    """What authentication reads of a request: its headers (address, method and path for the log)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def _client(request: Any) -> tuple[str, str]:
+    """The client's address and ``METHOD /path`` (an edge Exchange, or a Starlette Request)."""
+    address = getattr(request, "client_host", None)
+    if address is None:
+        client = getattr(request, "client", None)
+        address = client.host if client is not None else None
+    path = getattr(request, "path", None) or getattr(getattr(request, "url", None), "path", "?")
+    return address or "unknown", f"{getattr(request, 'method', '?')} {path}"
 
 
 def presented_token(request: Request) -> str | None:
@@ -82,7 +99,7 @@ class Authenticator:
                 type="permission_error",
                 code="admin_disabled",
             )
-        address = request.client.host if request.client is not None else "unknown"
+        address, what = _client(request)
         wait = self.throttle.retry_after(address)
         if wait is not None:
             raise errors.APIError(
@@ -100,9 +117,8 @@ class Authenticator:
         failures, lockout = self.throttle.failed(address)
         # never the token itself: a near-miss would leak most of the key into the logs
         log.warning(
-            "admin authentication failed from %s for %s %s (%d in a row%s)",
-            address, request.method, request.url.path, failures,
-            f"; locked out for {lockout:g}s" if lockout else "",
+            "admin authentication failed from %s for %s (%d in a row%s)",
+            address, what, failures, f"; locked out for {lockout:g}s" if lockout else "",
         )
         raise errors.admin_required()
 
