@@ -26,6 +26,11 @@ SCENARIOS = {
     ),
     "busy-forever": Script(429, headers={"retry-after": "inf"}, body=b'{"error": "slow down"}'),
     "down-until-a-date": Script(503, headers={"retry-after": "nan"}, body=SECRET.encode()),
+    # a good answer behind 100 kB of headers: only the header bound refuses it
+    "flooding-headers": Script(200, headers={f"x-flood-{i}": "f" * 1000 for i in range(100)}, body=orjson.dumps({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+    })),
 }
 
 
@@ -92,6 +97,12 @@ def test_unusable_upstream_retry_after_is_a_503_not_a_500(gateway: LiveServer, m
     assert response.status_code == 503, response.text
     assert 1 <= int(response.headers["retry-after"]) <= MAX_RETRY_AFTER_S
     assert SECRET not in response.text
+
+
+def test_an_upstream_flooding_headers_is_dropped_not_buffered(gateway: LiveServer) -> None:
+    response = _chat(gateway, "flooding-headers")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "replica_unavailable"
 
 
 NOW = 1_800_000_000.0
