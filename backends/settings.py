@@ -5,7 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from backends.chips import CHIPS
+from backends.engine_env import check_engine_env
 
 
 class _Strict(BaseModel):
@@ -24,11 +27,17 @@ class EngineConfig(_Strict):
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     enable_prefix_caching: bool = True
     seed: int = 0
-    #: environment for the engine process, e.g. CUDA_VISIBLE_DEVICES
+    #: environment for the engine's processes: device visibility, thread counts, VLLM_* tuning
+    #: (allow-listed in backends.engine_env)
     env: dict[str, str] = Field(default_factory=dict)
     #: supervision: restart a dead engine with exponential backoff
     restart_backoff_s: float = Field(default=1.0, gt=0)
     restart_backoff_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("env")
+    @classmethod
+    def _allowed_env(cls, env: dict[str, str]) -> dict[str, str]:
+        return check_engine_env(env)
 
 
 BackendKind = Literal["vllm", "openai", "simulated"]
@@ -60,4 +69,11 @@ class ReplicaConfig(_Strict):
             raise ValueError("backend 'openai' needs 'url' (e.g. http://host:8000/v1)")
         if self.backend == "vllm" and self.engine is None:
             self.engine = EngineConfig()
+        if self.chip not in CHIPS and (self.backend == "simulated" or self.cost_per_hour is None):
+            # the simulated double needs the chip's profile; any other replica needs a price for its hours
+            known = ", ".join(sorted(CHIPS))
+            need = "a chip the catalog knows"
+            if self.backend != "simulated":
+                need = "cost_per_hour, or " + need
+            raise ValueError(f"chip {self.chip!r} is unknown; replica {self.id!r} needs {need} ({known})")
         return self

@@ -22,6 +22,10 @@ import httptools
 #: a streaming reader this far behind pauses the socket (backpressure to the replica)
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 1 << 18
+#: a replica sending more header bytes than this is broken or hostile: the answer is dropped
+MAX_HEADER_BYTES = 64 << 10
+#: the most a non-streamed answer may be (read() buffers it whole)
+MAX_BODY_BYTES = 64 << 20
 
 
 class UpstreamHTTPError(Exception):
@@ -60,6 +64,7 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.headers_done = False
@@ -156,6 +161,12 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self.error = UpstreamDisconnected(f"response headers over {MAX_HEADER_BYTES} bytes")
+            self.abort()
+            self._wake()
+            return
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -210,13 +221,19 @@ class UpstreamResponse:
             self._headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self._conn.raw_headers}
         return self._headers
 
-    async def read(self) -> bytes:
+    async def read(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole body; UpstreamDisconnected past ``limit`` bytes."""
         conn = self._conn
         parts: list[bytes] = []
+        size = 0
         try:
             while not conn.complete:
                 await conn.wait(self._timeout)
-                parts += conn.take()  # draining keeps a paused (large) body flowing
+                taken = conn.take()  # draining keeps a paused (large) body flowing
+                size += sum(map(len, taken))
+                if size > limit:
+                    raise UpstreamDisconnected(f"response body over {limit} bytes")
+                parts += taken
         except BaseException:
             self.close()
             raise

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from backends.base import (
     UpstreamRejected,
     Usage,
 )
+from backends.engine_env import engine_environment as _environment
 from backends.vllm_sampling import (
     SamplingPlan,
     chat_logprobs,
@@ -386,18 +386,3 @@ async def _encode(tokenizer: Any, text: str, *, add_special_tokens: bool) -> lis
     if len(text) <= _INLINE_TOKENIZE_CHARS:
         return list(tokenizer.encode(text, add_special_tokens=add_special_tokens))
     return list(await asyncio.to_thread(tokenizer.encode, text, add_special_tokens=add_special_tokens))
-
-
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """Apply ``env`` while the engine is built (its processes inherit it), then restore."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

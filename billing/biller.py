@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from backends.base import Usage
 from billing.database import BillingDatabase
-from billing.errors import QuotaExceeded, RateLimitExceeded
+from billing.errors import LedgerUnavailable, QuotaExceeded, RateLimitExceeded
 from billing.headers import ratelimit_headers
 from billing.keys import ApiKey
 from billing.limits import (
@@ -34,7 +34,7 @@ from billing.limits import (
 from billing.money import decimal_of, from_nano, to_nano, to_nano_ceiling
 from billing.prices import PriceBook
 from billing.quotas import RateLimitLike, RateLimits, period_at
-from billing.records import RecordStatus, UsageRecord
+from billing.records import RecordStatus, UsageRecord, withheld
 
 if TYPE_CHECKING:
     from billing.settings import LimitsConfig
@@ -249,13 +249,24 @@ class Biller:
         admission.settled = True
 
     async def settle(self, admission: Admission, outcome: RequestOutcome) -> Settlement:
-        """Charge the real usage, wait for the record to be durable, release reservations."""
+        """Charge the real usage, wait for the record to be durable, release reservations.
+
+        LedgerUnavailable: the record was not durable in time. A non-streamed answer is then
+        withheld by the caller and never charged: the ledger voids its record. A stream has
+        already delivered its tokens, so its record stays queued and is charged when written.
+        """
         self._begin_settle(admission)
         record = self._record(admission, outcome)
+        voidable = not outcome.stream
         try:
-            await self.db.ledger.append(record)
-        finally:
-            await self._release(admission, record)
+            await self.db.ledger.append(record, void_on_timeout=voidable)
+        except LedgerUnavailable:
+            await self._release(admission, withheld(record) if voidable else record)
+            raise
+        except BaseException:
+            await self._release(admission, record)  # still queued: it will be charged
+            raise
+        await self._release(admission, record)
         self.stats.settled += 1
         cost = from_nano(record.price_nano_usd)
         return Settlement(cost, record, {**admission.headers, "x-maas-cost-usd": str(cost)})

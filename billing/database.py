@@ -18,6 +18,7 @@ import orjson
 from billing.keys import KeyStore
 from billing.ledger import GroupCommitLedger, SqlStore
 from billing.records import UsageRecord
+from billing.revocations import feed_for
 from billing.tenants import TenantStore
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class BillingDatabase:
         ledger_options: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
-        self.keys = KeyStore(store, clock=clock)
+        self.keys = KeyStore(store, clock=clock, feed=feed_for(store))
         self.tenants = TenantStore(store, clock=clock)
         self.ledger = GroupCommitLedger(store, **(ledger_options or {}))
         #: where records that could not be written at close go, to be replayed at next open
@@ -61,6 +62,7 @@ class BillingDatabase:
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Flush the ledger (spilling what cannot be written in ``timeout_s``) and close the store."""
+        await self.keys.close()
         unwritten = await self.ledger.close(timeout_s)
         if unwritten:
             if self.spill_path is not None:

@@ -1,13 +1,15 @@
 """API keys: created once (the secret is shown once), stored only as a SHA-256 hash.
 
 Secrets look like ``sk-maas-<40 base62 characters>`` (about 238 random bits).
-``lookup`` serves from an in-process cache with a short TTL; ``revoke`` on this
-process evicts at once, on other processes within ``cache_ttl_s``.
+``lookup`` serves from an in-process cache; ``revoke`` evicts at once on this process,
+and on every other process within a second through the store's revocation feed
+(``billing.revocations``). While no feed is live, entries are kept ``fallback_ttl_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import string
@@ -23,6 +25,7 @@ import orjson
 from billing.ledger import SqlStore
 from billing.money import from_nano, to_nano
 from billing.quotas import BudgetPeriod, RateLimits, check_budget, check_period
+from billing.revocations import PollingFeed, PostgresNotifyFeed, channel_for
 
 SECRET_PREFIX = "sk-maas-"
 _ALPHABET = string.ascii_letters + string.digits
@@ -111,6 +114,8 @@ class KeyStore:
         cache_ttl_s: float = 10.0,
         miss_ttl_s: float = 2.0,
         cache_size: int = 10_000,
+        feed: PollingFeed | PostgresNotifyFeed | None = None,
+        fallback_ttl_s: float = 1.0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -118,9 +123,18 @@ class KeyStore:
         self.cache_ttl_s = cache_ttl_s
         self.miss_ttl_s = miss_ttl_s
         self.cache_size = cache_size
+        self.fallback_ttl_s = fallback_ttl_s
         self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[ApiKey | None]] = {}
         self.db_lookups = 0
+        self._feed = feed
+        self._feed_task: asyncio.Task[None] | None = None
+        #: None while the feed starts (it catches up on recent revocations itself), then True/False
+        self._feed_live: bool | None = None
+        self._live_event: asyncio.Event | None = None
+        #: bumped by every eviction: a lookup that raced a revocation must not cache what it read
+        self._evictions = 0
+        self.revocations_seen = 0
 
     async def create(
         self,
@@ -162,6 +176,9 @@ class KeyStore:
         """The active key for a secret, or None (unknown, or revoked unless ``include_revoked``)."""
         if not looks_like_secret(secret):
             return None
+        if self._feed is not None and self._feed_task is None:
+            # started by the first lookup: only a serving process needs to hear of revocations
+            self._feed_task = asyncio.get_running_loop().create_task(self._feed.run(self), name="key-revocations")
         digest = hash_secret(secret)
         now = self._monotonic()
         cached = self._cache.get(digest)
@@ -174,6 +191,7 @@ class KeyStore:
             if loading is None:
                 loading = asyncio.get_running_loop().create_future()
                 self._loading[digest] = loading
+                evictions = self._evictions
                 try:
                     key = await self._load(digest)
                 except BaseException as exc:
@@ -183,8 +201,8 @@ class KeyStore:
                 finally:
                     self._loading.pop(digest, None)
                 loading.set_result(key)
-                ttl = self.cache_ttl_s if key is not None else self.miss_ttl_s
-                self._remember(digest, key, now + ttl)
+                if evictions == self._evictions:
+                    self._remember(digest, key, now + self._ttl(key))
             else:
                 key = await asyncio.shield(loading)
         return key if key is not None and (key.active or include_revoked) else None
@@ -193,6 +211,49 @@ class KeyStore:
         self.db_lookups += 1
         row = await self._store.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE secret_sha256 = ?", digest)
         return None if row is None else _key_from_row(row)
+
+    def _ttl(self, key: ApiKey | None) -> float:
+        if key is None:
+            return self.miss_ttl_s
+        if self._feed is not None and self._feed_live is False:
+            return min(self.cache_ttl_s, self.fallback_ttl_s)
+        return self.cache_ttl_s
+
+    def evict(self, key_id: str) -> None:
+        """Forget a key (revoked here or elsewhere): its next lookup reads the database."""
+        self._evictions += 1
+        self.revocations_seen += 1
+        for digest, (_, key) in list(self._cache.items()):
+            if key is not None and key.id == key_id:
+                del self._cache[digest]
+
+    def feed_live(self, live: bool) -> None:
+        """The revocation feed is (again) live, or not; whatever was cached across a gap is dropped."""
+        if live and self._feed_live is False:
+            self._evictions += 1
+            self._cache.clear()
+        self._feed_live = live
+        if live:
+            self._live().set()
+        else:
+            self._live().clear()
+
+    async def wait_live(self) -> None:
+        """Until the revocation feed is live (for tests and readiness checks)."""
+        await self._live().wait()
+
+    def _live(self) -> asyncio.Event:
+        if self._live_event is None:
+            self._live_event = asyncio.Event()
+        return self._live_event
+
+    async def close(self) -> None:
+        """Stop listening for revocations."""
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed_task
+            self._feed_task = None
 
     def _remember(self, digest: str, key: ApiKey | None, expires: float) -> None:
         self._cache[digest] = (expires, key)
@@ -216,11 +277,20 @@ class KeyStore:
         return [_key_from_row(row) for row in rows]
 
     async def revoke(self, key_id: str) -> bool:
-        """Revoke a key; False if there is no such active key. Effective at once on this process."""
-        changed = await self._store.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", self._clock(), key_id
-        )
-        for digest, (_, key) in list(self._cache.items()):
-            if key is not None and key.id == key_id:
-                del self._cache[digest]
+        """Revoke a key; False if there is no such active key.
+
+        Effective at once on this process; other processes hear of it from the database.
+        """
+        if self._store.dialect == "postgresql":
+            # one statement: the notification goes out exactly when the revocation commits
+            changed = await self._store.execute(
+                "WITH revoked AS (UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING id) "
+                "SELECT pg_notify(?, id) FROM revoked",
+                self._clock(), key_id, channel_for(getattr(self._store, "schema", None)),
+            )
+        else:
+            changed = await self._store.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", self._clock(), key_id
+            )
+        self.evict(key_id)
         return changed > 0

@@ -5,6 +5,11 @@ writes whatever is queued in one transaction (up to ``max_batch`` rows), so many
 concurrent requests share one commit instead of paying one each. Writes are
 ``INSERT ... ON CONFLICT (request_id) DO NOTHING``: a replayed record never counts twice.
 If the database is down the flusher keeps retrying; nothing queued is dropped.
+
+An answer withheld because its record was not durable in time must never be charged
+(``append(..., void_on_timeout=True)``): a record still queued is replaced by its unbilled
+form before it is written; one already inside a transaction that then commits is
+cancelled by an appended reversal row. Either way the ledger stays append-only.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from billing.errors import LedgerUnavailable
-from billing.records import UsageQuery, UsageRecord, UsageRow
+from billing.records import UsageQuery, UsageRecord, UsageRow, reversal, withheld
 from billing.usage_sql import record_from_row, record_values, spend_sql, usage_rows, usage_sql
 
 log = logging.getLogger(__name__)
@@ -60,8 +65,11 @@ class Ledger(Protocol):
     queue_depth: int
     last_flush_seconds: float
 
-    async def append(self, record: UsageRecord) -> None:
-        """Return once the record is durable (idempotent by request_id)."""
+    async def append(self, record: UsageRecord, *, void_on_timeout: bool = False) -> None:
+        """Return once the record is durable (idempotent by request_id).
+
+        With ``void_on_timeout``, LedgerUnavailable means the record will never count as charged.
+        """
 
     def submit(self, record: UsageRecord) -> None:
         """Queue a record without waiting (safe from a cancelled task)."""
@@ -121,6 +129,8 @@ class GroupCommitLedger:
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        #: request ids voided while their batch was being written
+        self._voided: set[str] = set()
 
     @property
     def queue_depth(self) -> int:
@@ -141,20 +151,52 @@ class GroupCommitLedger:
             self._flusher = loop.create_task(self._run(), name="ledger-flusher")
         return future
 
-    async def append(self, record: UsageRecord) -> None:
+    async def append(self, record: UsageRecord, *, void_on_timeout: bool = False) -> None:
         """Queue the record and wait until it is committed.
 
-        Raises LedgerUnavailable after ``append_timeout_s``; the record stays queued
-        and is still written when the database comes back. Cancelling the caller
-        does not withdraw the record either.
+        Raises LedgerUnavailable after ``append_timeout_s``. By default the record stays
+        queued and is still written when the database comes back. With ``void_on_timeout``
+        (the caller withholds the answer) it is voided instead: it will never count as
+        charged. A record committed just as the time ran out is simply durable: no error.
+        Cancelling the caller withdraws nothing.
         """
         future = self._enqueue(record)
         try:
             await asyncio.wait_for(asyncio.shield(future), self.append_timeout_s)
         except TimeoutError:
+            if not void_on_timeout:
+                raise LedgerUnavailable(
+                    f"usage record {record.request_id} not durable after {self.append_timeout_s}s; still queued"
+                ) from None
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return  # committed in the same instant: durable, so the answer may go out
+            future.add_done_callback(_consume_exception)
+            self._void(record.request_id)
             raise LedgerUnavailable(
-                f"usage record {record.request_id} not durable after {self.append_timeout_s}s; still queued"
+                f"usage record {record.request_id} not durable after {self.append_timeout_s}s; voided, never charged"
             ) from None
+
+    def _void(self, request_id: str) -> None:
+        for i, (queued, future) in enumerate(self._pending):
+            if queued.request_id == request_id:
+                self._pending[i] = (withheld(queued), future)
+                return
+        if any(queued.request_id == request_id for queued, _ in self._inflight):
+            # its transaction may commit or fail: swapped before a retry, reversed after a commit
+            self._voided.add(request_id)
+
+    def _swap_voided(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]]) -> None:
+        for i, (queued, future) in enumerate(batch):
+            if queued.request_id in self._voided:
+                self._voided.discard(queued.request_id)
+                batch[i] = (withheld(queued), future)
+
+    def _reverse_voided(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]]) -> None:
+        for written, _ in batch:
+            if written.request_id in self._voided:
+                self._voided.discard(written.request_id)
+                log.warning("usage record %s was committed after its answer was withheld: reversed", written.request_id)
+                self.submit(reversal(written))
 
     def submit(self, record: UsageRecord) -> None:
         """Queue the record and return at once."""
@@ -196,6 +238,7 @@ class GroupCommitLedger:
     async def _write(self, batch: list[tuple[UsageRecord, asyncio.Future[None]]]) -> None:
         delay = 0.05
         while True:
+            self._swap_voided(batch)
             started = time.perf_counter()
             try:
                 rows = [record_values(record) for record, _ in batch]
@@ -215,6 +258,7 @@ class GroupCommitLedger:
             self.last_flush_seconds = elapsed
             if self.on_flush is not None:
                 self.on_flush(len(batch), elapsed)
+            self._reverse_voided(batch)
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)

@@ -12,6 +12,10 @@ from typing import Literal, Protocol
 
 BudgetPeriod = Literal["day", "month", "total"]
 BUDGET_PERIODS: tuple[str, ...] = ("day", "month", "total")
+#: the largest limit (rpm, tpm, concurrent) a BIGINT column and a Redis integer hold
+MAX_LIMIT = 2**63 - 1
+#: the largest budget whose nano-USD fit a BIGINT column (about 9.2 billion USD)
+MAX_BUDGET_USD = Decimal(MAX_LIMIT).scaleb(-9)
 
 
 class RateLimitLike(Protocol):
@@ -33,8 +37,8 @@ class RateLimits:
     def __post_init__(self) -> None:
         for name in ("rpm", "tpm", "concurrent"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise ValueError(f"{name} must be a non-negative integer or None, not {value!r}")
+            if value is not None and (not isinstance(value, int) or not 0 <= value <= MAX_LIMIT):
+                raise ValueError(f"{name} must be an integer from 0 to {MAX_LIMIT} or None, not {value!r}")
 
     @classmethod
     def from_columns(cls, rpm: object, tpm: object, concurrent: object) -> RateLimits:
@@ -89,7 +93,10 @@ def check_budget(budget_usd: Decimal | int | str | None) -> Decimal | None:
         return None
     if isinstance(budget_usd, float):
         raise TypeError("budget_usd must be a Decimal, int or str, not float")
-    value = Decimal(budget_usd)
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"budget_usd must be a non-negative amount, not {budget_usd!r}")
+    try:
+        value = Decimal(budget_usd)
+    except ArithmeticError:
+        raise ValueError(f"budget_usd must be an amount in USD, not {budget_usd!r}") from None
+    if not value.is_finite() or not 0 <= value <= MAX_BUDGET_USD:
+        raise ValueError(f"budget_usd must be an amount from 0 to {MAX_BUDGET_USD} USD, not {budget_usd!r}")
     return value

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
 from billing.money import from_nano
 
-RecordStatus = Literal["ok", "partial", "error"]
+#: "reversal" rows cancel the charge of a record written for an answer that was withheld
+RecordStatus = Literal["ok", "partial", "error", "reversal"]
+#: the error code of a request whose answer was withheld because its record was not durable in time
+WITHHELD = "answer_withheld"
 GroupBy = Literal["model", "chip", "day", "key", "tenant", "replica", "status"]
 
 GROUP_COLUMNS: dict[str, str] = {
@@ -60,6 +63,27 @@ class UsageRecord:
     @property
     def compute_cost_usd(self) -> Decimal:
         return from_nano(self.compute_cost_nano_usd)
+
+
+def withheld(record: UsageRecord) -> UsageRecord:
+    """The record of a request whose answer the client never got: nothing charged, the compute still spent."""
+    return replace(
+        record, prompt_tokens=0, cached_tokens=0, completion_tokens=0, price_nano_usd=0, status="error",
+        error_code=WITHHELD, estimated=False,
+    )
+
+
+def reversal(record: UsageRecord) -> UsageRecord:
+    """The append-only cancellation of ``record``'s charge: the same request, every billed amount negated.
+
+    Summed with the record it gives what :func:`withheld` would have stored; it does not count as a request.
+    """
+    return replace(
+        record, request_id=f"{record.request_id}:reversal", prompt_tokens=-record.prompt_tokens,
+        cached_tokens=-record.cached_tokens, completion_tokens=-record.completion_tokens,
+        price_nano_usd=-record.price_nano_usd, compute_cost_nano_usd=0, status="reversal", error_code=WITHHELD,
+        estimated=False,
+    )
 
 
 def utc_day(ts: float) -> str:

@@ -47,9 +47,11 @@ class PostgresStore:
 
     dialect = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool, schema: str | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str | None, dsn: str | None = None) -> None:
         self._pool = pool
         self.schema = schema
+        #: for connections of their own (LISTEN for revocations)
+        self.dsn = dsn
         self._sql: dict[str, str] = {}
 
     @classmethod
@@ -65,7 +67,7 @@ class PostgresStore:
                 await conn.close()
             settings["search_path"] = schema
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, server_settings=settings)
-        store = cls(pool, schema)
+        store = cls(pool, schema, dsn)
         try:
             await store.migrate()
         except BaseException:

@@ -95,6 +95,22 @@ class TenantStore:
         limits = RateLimits(rpm=rpm, tpm=tpm, concurrent=concurrent)
         return await self._save(Tenant(tenant, limits, current.budget_usd, current.budget_period))
 
+    async def configure(
+        self,
+        tenant: str,
+        *,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        concurrent: int | None = None,
+        budget_usd: Decimal | int | str | None = None,
+        period: str = "month",
+    ) -> Tenant:
+        """Replace all of the tenant's settings at once: every value is checked first, then one upsert."""
+        value = Tenant(
+            tenant, RateLimits(rpm=rpm, tpm=tpm, concurrent=concurrent), check_budget(budget_usd), check_period(period)
+        )
+        return await self._save(value)
+
     async def _fresh(self, tenant: str) -> Tenant:
         self._cache.pop(tenant, None)
         return await self.get(tenant)

@@ -12,8 +12,9 @@ from typing import Any
 
 from billing.records import GROUP_COLUMNS, UsageQuery, UsageRecord, UsageRow, to_unix
 
+# reversal rows cancel a withheld answer's charge: they add amounts, never a request
 _SUMS = (
-    "COUNT(*), "
+    "COALESCE(SUM(CASE WHEN status = 'reversal' THEN 0 ELSE 1 END), 0), "
     "COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0), "
     "COALESCE(SUM(CASE WHEN status = 'partial' THEN 1 ELSE 0 END), 0), "
     "COALESCE(SUM(estimated), 0), "

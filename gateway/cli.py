@@ -1,4 +1,11 @@
-"""The ``maas`` command: serve, keys, usage, invoice, replicas, scorecard, models."""
+"""The ``maas`` command: serve, keys, usage, invoice, replicas, scorecard, models.
+
+Every command takes ``--config`` before or after its subcommand, or ``MAAS_CONFIG``;
+without either it uses the config of the one gateway running on this machine (see
+``gateway.instances``), else the embedded default, and it always says which config
+and ledger it uses. Operator mistakes end in one line on stderr and exit status 2,
+never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +17,26 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-from gateway.config import ConfigError, GatewayConfig, load_config, parse_config
+from gateway.cli_config import (
+    CONFIG_ENV,
+    CommandError,
+    config_path,
+    default_config_text,
+    operator_config,
+    resolve_config,
+)
+from gateway.config import ConfigError, GatewayConfig, is_loopback, with_server
+from gateway.instances import announce, local_url, running
 
 console = Console(stderr=True)
 out = Console()
-
-
-def default_config_text() -> str:
-    return resources.files("gateway").joinpath("default.yaml").read_text()
-
-
-def resolve_config(path: str | None) -> GatewayConfig:
-    if path:
-        return load_config(path)
-    return parse_config(yaml.safe_load(default_config_text()))
-
 
 def _ensure_bundled_model(config: GatewayConfig) -> None:
     """Convert the bundled model on first start if a replica needs it."""
@@ -62,34 +65,60 @@ def _prepare_model() -> Path:
     return path
 
 
+def open_gateway_warning(config: GatewayConfig) -> str | None:
+    """What ``maas serve`` shouts before serving anonymous requests from the network, if it does."""
+    server = config.server
+    if not server.allow_anonymous or is_loopback(server.host):
+        return None
+    return (
+        f"ANONYMOUS ACCESS IS OPEN TO THE NETWORK: {server.host}:{server.port} serves requests without a key "
+        f"as tenant {server.anonymous_tenant!r} (server.allow_anonymous_remote is set)"
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    path = config_path(args)
     if args.print_config:
-        sys.stdout.write(default_config_text() if not args.config else Path(args.config).read_text())
+        sys.stdout.write(default_config_text() if not path else Path(path).read_text())
         return 0
-    config = resolve_config(args.config)
-    if args.host:
-        config.server.host = args.host
-    if args.port is not None:
-        config.server.port = args.port
+    config = resolve_config(path)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        config = with_server(config, **overrides)
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if args.workers > 1 and any(r.backend == "vllm" for r in config.replicas):
+        raise CommandError(
+            "--workers > 1 cannot share an in-process vLLM engine: run the engine as its own server and point "
+            "a `backend: openai` replica at it"
+        )
+    if args.workers > 1 and config.limits.store == "memory":
+        # each worker would keep its own counters: every limit and budget multiplied by the workers
+        raise CommandError(
+            f"--workers {args.workers} with `limits: memory` would give every worker its own limits and budgets "
+            "(each multiplied by the number of workers): set `limits: redis://HOST:6379/0` to share them"
+        )
+    warning = open_gateway_warning(config)
+    if warning:
+        console.print(f"[bold red]WARNING: {warning}[/bold red]", highlight=False, soft_wrap=True)
     from gateway.server import serve
 
-    if args.workers > 1 and any(r.backend == "vllm" for r in config.replicas):
-        console.print(
-            "[red]--workers > 1 cannot share an in-process vLLM engine.[/red] Run the engine as its own "
-            "server and point a `backend: openai` replica at it."
-        )
-        return 2
-    if args.workers > 1 and config.limits.store == "memory":
-        console.print("[yellow]warning:[/yellow] with `limits: memory` each worker keeps its own limits; use redis://")
     _ensure_bundled_model(config)
-    return serve(config, config_path=args.config, workers=args.workers, access_log=args.access_log)
+    url = local_url(config.server.host, config.server.port)
+    with announce(url, path, config.ledger):
+        return serve(config, config_path=path, workers=args.workers, access_log=args.access_log)
 
 
 def _run_db(config: GatewayConfig, action: Callable[[Any], Awaitable[Any]]) -> Any:
     from billing.database import open_database
 
     async def main() -> Any:
-        db = await open_database(config.ledger)
+        try:
+            db = await open_database(config.ledger)
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot open the ledger {config.ledger}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - driver errors (asyncpg, sqlite) vary; the message is what helps
+            raise CommandError(f"cannot open the ledger {config.ledger}: {type(exc).__name__}: {exc}") from None
         try:
             return await action(db)
         finally:
@@ -98,10 +127,21 @@ def _run_db(config: GatewayConfig, action: Callable[[Any], Awaitable[Any]]) -> A
     return asyncio.run(main())
 
 
+def _check_models(config: GatewayConfig, names: list[str]) -> None:
+    for name in names:
+        if config.model_by_name(name) is None:
+            served = ", ".join(n for m in config.models for n in (m.name, *m.aliases))
+            raise CommandError(f"unknown model {name!r}: this config serves {served}")
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
-    config = resolve_config(args.config)
+    config, _ = operator_config(args)
     if args.keys_command == "create":
-        budget = Decimal(args.budget_usd) if args.budget_usd is not None else None
+        _check_models(config, args.models or [])
+        try:
+            budget = Decimal(args.budget_usd) if args.budget_usd is not None else None
+        except ArithmeticError:
+            raise CommandError(f"--budget-usd must be an amount in USD, not {args.budget_usd!r}") from None
         key, secret = _run_db(
             config,
             lambda db: db.keys.create(
@@ -141,7 +181,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_usage(args: argparse.Namespace) -> int:
     from billing.records import UsageQuery
 
-    config = resolve_config(args.config)
+    config, _ = operator_config(args)
     query = UsageQuery(
         tenant=args.tenant, key_id=args.key, model=args.model, chip=args.chip,
         since=args.since, until=args.until, group_by=tuple(args.group_by.split(",")),
@@ -160,7 +200,7 @@ def cmd_invoice(args: argparse.Namespace) -> int:
     from billing.reports import invoice
     from gateway.app import price_book
 
-    config = resolve_config(args.config)
+    config, _ = operator_config(args)
     inv = _run_db(config, lambda db: invoice(db.ledger, price_book(config), args.tenant, args.month))
     table = Table("model", "input tok", "cached tok", "output tok", "USD/1M in", "USD/1M cached", "USD/1M out", "amount USD",
                   title=f"Invoice {args.tenant} {args.month}")
@@ -172,6 +212,16 @@ def cmd_invoice(args: argparse.Namespace) -> int:
     table.add_row("total", "", "", "", "", "", "", str(inv.total_usd), style="bold")
     out.print(table)
     return 0
+
+
+def _gateway_url(args: argparse.Namespace) -> str:
+    """``--url``; else the running gateway's (or the config's) address."""
+    if args.url:
+        return args.url
+    if config_path(args) is None and not running():
+        return "http://127.0.0.1:8000"
+    config, instance = operator_config(args)
+    return instance.url if instance is not None else local_url(config.server.host, config.server.port)
 
 
 def _admin_get(url: str, path: str) -> Any:
@@ -188,26 +238,28 @@ def _admin_get(url: str, path: str) -> Any:
 
 
 def cmd_replicas(args: argparse.Namespace) -> int:
-    data = _admin_get(args.url, "/admin/replicas")["data"]
-    table = Table("id", "model", "chip", "sim", "$/h", "routable", "circuit", "in flight", "ttft ms", "tpot ms", "err rate")
+    data = _admin_get(_gateway_url(args), "/admin/replicas")["data"]
+    table = Table("model", "chip", "sim", "$/h", "routable", "circuit", "in flight", "ttft ms", "tpot ms", "err rate")
+    # ids are what operators copy into drain/remove commands: never truncated or folded
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=max((len(r["id"]) for r in data), default=2)))
     for r in data:
         t = r.get("telemetry", {})
         table.add_row(
             r["id"], r["model"], r["chip"], "yes" if r.get("simulated") else "", r["cost_per_hour"],
             "yes" if r["routable"] else ("draining" if r.get("draining") else "no"),
             str(r.get("breaker", {}).get("state", "")), str(t.get("in_flight", "")),
-            _ms(t.get("ttft_s")), _ms(t.get("tpot_s")), f"{t.get('error_rate') or 0:.2f}",
+            _ms(t.get("ttft_ms")), _ms(t.get("tpot_ms")), f"{t.get('error_rate') or 0:.2f}",
         )
     out.print(table)
     return 0
 
 
-def _ms(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds * 1000:.1f}"
+def _ms(ms: float | None) -> str:
+    return "" if ms is None else f"{ms:.1f}"
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    data = _admin_get(args.url, "/admin/scorecard")["data"]
+    data = _admin_get(_gateway_url(args), "/admin/scorecard")["data"]
     columns = ["chip", "requests", "success_rate", "output_tok_s", "ttft_p50_ms", "ttft_p95_ms", "usd_per_mtok_output"]
     table = Table(*columns, title="Chip scorecard (measured from live traffic)")
     for row in data:
@@ -222,11 +274,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maas", description="maas-gateway: one OpenAI API over many chips")
+    # --config is accepted at every level (before or after the subcommand); SUPPRESS keeps an
+    # inner level from resetting what an outer one set
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", default=argparse.SUPPRESS,
+        help=f"YAML config (default: ${CONFIG_ENV}, else the running gateway's, else the embedded default)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="maas", description="maas-gateway: one OpenAI API over many chips", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the gateway (no --config: the embedded default, a real model)")
-    serve.add_argument("--config", help="YAML config file")
+    serve = sub.add_parser("serve", parents=[common], help="run the gateway (no config: the embedded default)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port")
@@ -234,10 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--print-config", action="store_true", help="print the config and exit")
     serve.set_defaults(func=cmd_serve)
 
-    keys = sub.add_parser("keys", help="API keys")
-    keys.add_argument("--config")
+    keys = sub.add_parser("keys", parents=[common], help="API keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
-    create = ksub.add_parser("create")
+    create = ksub.add_parser("create", parents=[common])
     create.add_argument("--tenant", required=True)
     create.add_argument("--name")
     create.add_argument("--models", nargs="+")
@@ -246,14 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--concurrent", type=int)
     create.add_argument("--budget-usd")
     create.add_argument("--budget-period", choices=["day", "month", "total"], default="month")
-    listing = ksub.add_parser("list")
+    listing = ksub.add_parser("list", parents=[common])
     listing.add_argument("--tenant")
-    revoke = ksub.add_parser("revoke")
+    revoke = ksub.add_parser("revoke", parents=[common])
     revoke.add_argument("key_id")
     keys.set_defaults(func=cmd_keys)
 
-    usage = sub.add_parser("usage", help="usage report from the ledger")
-    usage.add_argument("--config")
+    usage = sub.add_parser("usage", parents=[common], help="usage report from the ledger")
     for name in ("tenant", "key", "model", "chip"):
         usage.add_argument(f"--{name}")
     usage.add_argument("--from", dest="since")
@@ -261,8 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--group-by", default="model")
     usage.set_defaults(func=cmd_usage)
 
-    inv = sub.add_parser("invoice", help="a tenant's invoice for a month")
-    inv.add_argument("--config")
+    inv = sub.add_parser("invoice", parents=[common], help="a tenant's invoice for a month")
     inv.add_argument("--tenant", required=True)
     inv.add_argument("--month", required=True, help="YYYY-MM")
     inv.set_defaults(func=cmd_invoice)
@@ -271,13 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("replicas", cmd_replicas, "replicas of a running gateway, with live stats"),
         ("scorecard", cmd_scorecard, "chip scorecard of a running gateway"),
     ):
-        p = sub.add_parser(name, help=help_text + " (admin key from MAAS_ADMIN_KEY)")
-        p.add_argument("--url", default="http://127.0.0.1:8000")
+        p = sub.add_parser(name, parents=[common], help=help_text + " (admin key from MAAS_ADMIN_KEY)")
+        p.add_argument("--url", help="the gateway (default: the running gateway's, or the config's address)")
         p.set_defaults(func=func)
 
-    models = sub.add_parser("models", help="the bundled model")
+    models = sub.add_parser("models", parents=[common], help="the bundled model")
     msub = models.add_subparsers(dest="models_command", required=True)
-    msub.add_parser("prepare", help="convert the bundled SmolLM2 GGUF into a model directory vLLM loads")
+    msub.add_parser(
+        "prepare", parents=[common], help="convert the bundled SmolLM2 GGUF into a model directory vLLM loads"
+    )
     models.set_defaults(func=cmd_models)
     return parser
 
@@ -288,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except (CommandError, ValueError) as exc:
+        # ValueError: the stores' own checks (a negative limit, a bad date, an unknown group)
+        print(f"maas {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,12 +1,15 @@
 """The gateway's configuration: one YAML file, validated by pydantic.
 
 A bad file fails at start with a message that names the field. Secrets come from
-the environment (``MAAS_ADMIN_KEY``), never from the file.
+the environment (``MAAS_ADMIN_KEY``, ``MAAS_METRICS_TOKEN``, upstream keys), never
+from the file.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backends.settings import BackendKind, EngineConfig, ReplicaConfig
+from backends.url_policy import UrlPolicy
 from billing.settings import LimitsConfig, Price, RateLimit
 from routing.settings import SLO, RoutingConfig
 
 __all__ = [
     "SLO",
+    "AdminConfig",
     "BackendKind",
     "ConfigError",
     "EngineConfig",
@@ -31,9 +36,18 @@ __all__ = [
     "ReplicaConfig",
     "RoutingConfig",
     "ServerConfig",
+    "is_loopback",
     "load_config",
     "parse_config",
+    "with_server",
 ]
+
+#: environment variables that hold the gateway's own secrets
+ADMIN_KEY_ENV = "MAAS_ADMIN_KEY"
+METRICS_TOKEN_ENV = "MAAS_METRICS_TOKEN"
+#: the admin key guards the whole operator surface: long enough that guessing is hopeless
+ADMIN_KEY_MIN_CHARS = 32
+_SECRET_FIELDS = {"admin_key": ADMIN_KEY_ENV, "metrics_token": METRICS_TOKEN_ENV}
 
 
 class _Strict(BaseModel):
@@ -52,16 +66,60 @@ class ModelConfig(_Strict):
     max_model_len: int | None = Field(default=None, gt=0)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name we do not resolve here: treat as reachable from the network
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     #: JSON objects and arrays a body may hold, counted before parsing (brackets inside strings count)
     max_json_containers: int = Field(default=50_000, gt=0)
-    #: requests without a key are refused unless this is true (local trials only)
+    #: requests without a key are served as ``anonymous_tenant`` (local trials); only on a loopback host
     allow_anonymous: bool = False
+    #: serve anonymous requests on a non-loopback host too: an open gateway, on purpose (logged at start)
+    allow_anonymous_remote: bool = False
     anonymous_tenant: str = "anonymous"
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _anonymous_is_local(self) -> ServerConfig:
+        if self.allow_anonymous and not self.allow_anonymous_remote and not is_loopback(self.host):
+            raise ValueError(
+                f"allow_anonymous serves requests without a key, which is allowed only on a loopback host, not "
+                f"{self.host!r}: create keys (`maas keys create`) and set allow_anonymous: false, or set "
+                "allow_anonymous_remote: true to open the gateway to the network on purpose"
+            )
+        return self
+
+
+class AdminConfig(_Strict):
+    """Limits on what the admin API may register at run time."""
+
+    #: where replicas registered through POST /admin/replicas may live
+    replica_urls: UrlPolicy = Field(default_factory=UrlPolicy)
+    #: environment variables a registered replica may name as its ``api_key_env`` (besides
+    #: those the config's own replicas use)
+    upstream_key_envs: list[str] = Field(default_factory=list)
+
+    @field_validator("upstream_key_envs")
+    @classmethod
+    def _not_our_secrets(cls, names: list[str]) -> list[str]:
+        for name in names:
+            _check_upstream_key_env(name)
+        return names
+
+
+def _check_upstream_key_env(name: str) -> None:
+    if name.startswith("MAAS_"):
+        raise ValueError(f"{name} holds one of the gateway's own secrets and is never sent to an upstream")
 
 
 class GatewayConfig(_Strict):
@@ -71,8 +129,10 @@ class GatewayConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     ledger: str = "sqlite:///maas-data/maas.db"
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    #: admin key; set it with the MAAS_ADMIN_KEY environment variable
-    admin_key: str | None = None
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    #: secrets: from the environment only (MAAS_ADMIN_KEY, MAAS_METRICS_TOKEN); never dumped, never printed
+    admin_key: str | None = Field(default=None, exclude=True, repr=False)
+    metrics_token: str | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("limits", mode="before")
     @classmethod
@@ -97,7 +157,16 @@ class GatewayConfig(_Strict):
                 raise ValueError(
                     f"replicas.{i}.model: {replica.model!r} is not a model name in 'models'"
                 )
+            if replica.api_key_env:
+                try:
+                    _check_upstream_key_env(replica.api_key_env)
+                except ValueError as exc:
+                    raise ValueError(f"replicas.{i}.api_key_env: {exc}") from None
         return self
+
+    def upstream_key_envs(self) -> set[str]:
+        """The environment variables an upstream key may come from: those this config declares."""
+        return {*self.admin.upstream_key_envs, *(r.api_key_env for r in self.replicas if r.api_key_env)}
 
     def model_by_name(self, name: str) -> ModelConfig | None:
         for model in self.models:
@@ -110,20 +179,45 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the field."""
 
 
-def parse_config(data: dict[str, Any], *, env: dict[str, str] | None = None) -> GatewayConfig:
-    """Validate a config mapping, applying secrets from the environment."""
+def parse_config(data: dict[str, Any], *, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate a config mapping, then take its secrets from the environment."""
     env = os.environ if env is None else env
-    data = dict(data)
-    if env.get("MAAS_ADMIN_KEY"):
-        data["admin_key"] = env["MAAS_ADMIN_KEY"]
+    for name, variable in _SECRET_FIELDS.items():
+        if name in data:
+            raise ConfigError(
+                f"invalid config:\n  {name}: secrets are not read from the config file; set the {variable} "
+                "environment variable instead"
+            )
     try:
-        return GatewayConfig.model_validate(data)
+        config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {where}: {err['msg']}")
-        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+        raise ConfigError(_describe(exc)) from None
+    admin_key = env.get(ADMIN_KEY_ENV) or None
+    if admin_key is not None and len(admin_key) < ADMIN_KEY_MIN_CHARS:
+        raise ConfigError(
+            f"{ADMIN_KEY_ENV} is {len(admin_key)} characters long; it must have at least {ADMIN_KEY_MIN_CHARS} "
+            "(generate one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    config.admin_key = admin_key
+    config.metrics_token = env.get(METRICS_TOKEN_ENV) or None
+    return config
+
+
+def with_server(config: GatewayConfig, **changes: Any) -> GatewayConfig:
+    """``config`` with some ``server`` settings replaced (``--host``, ``--port``), validated again."""
+    try:
+        server = ServerConfig.model_validate({**config.server.model_dump(), **changes})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, prefix="server")) from None
+    return config.model_copy(update={"server": server})
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "") or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "invalid config:\n" + "\n".join(lines)
 
 
 def load_config(path: str | Path, *, env: dict[str, str] | None = None) -> GatewayConfig:

@@ -6,6 +6,7 @@ request, however malformed, gets a 500 with a stack trace.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import orjson
@@ -152,7 +153,8 @@ def admin_required() -> APIError:
 
 
 def unavailable(message: str, *, retry_after: float | None = None, code: str = "replica_unavailable") -> APIError:
-    headers = {"retry-after": str(max(1, round(retry_after)))} if retry_after is not None else None
+    finite = retry_after is not None and math.isfinite(retry_after)
+    headers = {"retry-after": str(max(1, round(min(retry_after, 3600))))} if finite else None
     return APIError(503, message, type="service_unavailable_error", code=code, headers=headers)
 
 

@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import math
 import time
-from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from gateway import errors
+from gateway.admin_bodies import KeyCreate, TenantSettings
+from gateway.auth import require_metrics_token
 from gateway.config import ReplicaConfig
 from gateway.edge import Reply, Route
 from gateway.exchange import Exchange
+from gateway.registrations import vet_registration
 from gateway.routes_openai import read_body
 from gateway.schemas import parse_body
 from gateway.usage_views import usage_reply
 
 if TYPE_CHECKING:
     from gateway.context import Gateway
-
-
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tenant: str = Field(min_length=1, max_length=128)
-    name: str | None = Field(default=None, max_length=128)
-    models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    concurrent: int | None = Field(default=None, ge=0)
-    budget_usd: Decimal | None = Field(default=None, ge=0)
-    budget_period: Literal["day", "month", "total"] = "month"
-
-
-class TenantSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    concurrent: int | None = Field(default=None, ge=0)
-    budget_usd: Decimal | None = Field(default=None, ge=0)
-    budget_period: Literal["day", "month", "total"] = "month"
 
 
 def _admin(x: Exchange, gw: Gateway) -> None:
@@ -84,8 +63,10 @@ async def set_tenant(x: Exchange, gw: Gateway) -> Reply:
     _admin(x, gw)
     tenant = x.params["tenant"]
     body: TenantSettings = parse_body(TenantSettings, await read_body(x, gw))
-    await gw.db.tenants.set_limits(tenant, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent)
-    saved = await gw.db.tenants.set_budget(tenant, body.budget_usd, body.budget_period)
+    saved = await gw.db.tenants.configure(
+        tenant, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent, budget_usd=body.budget_usd,
+        period=body.budget_period,
+    )
     return Reply(saved.to_dict())
 
 
@@ -114,6 +95,7 @@ async def register_replica(x: Exchange, gw: Gateway) -> Reply:
         raise errors.APIError(409, f"Replica {spec.id!r} already exists.", code="replica_exists", param="id")
     if gw.catalog.resolve(spec.model) is None:
         raise errors.model_not_found(spec.model)
+    await vet_registration(spec, gw.config)
     try:
         replica = gw.build_replica(spec)
     except ValueError as exc:
@@ -162,6 +144,7 @@ async def own_usage(x: Exchange, gw: Gateway) -> Reply:
 
 
 async def metrics(x: Exchange, gw: Gateway) -> Reply:
+    require_metrics_token(x, gw.config.metrics_token)
     return Reply(raw=gw.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from gateway.context import Gateway
 
 _FILTERS = ("key", "model", "chip", "from", "to", "group_by", "format", "tenant")
+#: what the operator pays and earns: never shown to tenants, who see only what they are charged
+OPERATOR_ONLY = ("compute_cost_usd", "margin_usd")
 
 
 async def usage_reply(gw: Gateway, params: dict[str, str], *, tenant: str | None) -> Reply:
@@ -37,6 +39,8 @@ async def usage_reply(gw: Gateway, params: dict[str, str], *, tenant: str | None
     except ValueError as exc:
         raise errors.bad_request(str(exc), param="group_by" if "group" in str(exc) else "from") from None
     data = [row.to_dict() for row in rows]
+    if tenant is not None:
+        data = [{k: v for k, v in row.items() if k not in OPERATOR_ONLY} for row in data]
     if params.get("format") == "csv":
         return Reply(raw=to_csv(data, group_by).encode(), content_type="text/csv; charset=utf-8")
     if params.get("format") not in (None, "json"):

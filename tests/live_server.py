@@ -20,7 +20,7 @@ from gateway.config import GatewayConfig, parse_config
 
 T = TypeVar("T")
 
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-0123456789abcdef0123456789"
 
 
 def sim_config(tmp_path, **overrides: Any) -> GatewayConfig:

@@ -33,7 +33,10 @@ class GatewayProcess:
         self.workdir = workdir
         self.config_path = workdir / f"gateway-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.env = {**os.environ, **(env or {})}
+        # its `maas serve` record stays in this test's directory: other runs' CLIs must not find it
+        self.env = {**os.environ, "MAAS_RUN_DIR": str(workdir / "run"), **(env or {})}
+        # the checkout under test, whatever the working directory and the installed package
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), self.env.get("PYTHONPATH")) if p)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"gateway-{self.port}.log"
 

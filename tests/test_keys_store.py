@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from billing.database import open_database
 from billing.keys import SECRET_PREFIX, KeyStore
 from billing.quotas import RateLimits
+from billing.revocations import feed_for
+from tests.fakes.gated_store import GatedStore
 from tests.test_billing_support import db_url, pg_url, sqlite_url  # noqa: F401  (fixtures)
 
 
@@ -155,3 +158,42 @@ async def test_tenant_budget_and_limits_are_stored_and_defaults_apply(db):
     await db.tenants.set_budget("acme", None)
     assert (await db.tenants.get("acme")).budget_usd is None
     assert [t.tenant for t in await db.tenants.list()] == ["acme"]
+
+
+async def _until_refused(keys: KeyStore, secret: str, within_s: float = 1.0) -> float:
+    """Seconds until ``keys`` stops returning the key for ``secret`` (each try a real lookup)."""
+    started = time.monotonic()
+    while await keys.lookup(secret) is not None:
+        assert time.monotonic() - started < within_s, "the revocation did not arrive"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def test_revocation_on_another_store_reaches_a_long_lived_cache_through_the_database(db):
+    # a cache that would keep the key for 1000 s: only the database's revocation feed can explain a refusal
+    here = KeyStore(db.store, cache_ttl_s=1000, feed=feed_for(db.store))
+    elsewhere = KeyStore(db.store)  # as `maas keys revoke` does: no cache, no feed
+    key, secret = await elsewhere.create("acme")
+    try:
+        assert await here.lookup(secret) is not None
+        await here.wait_live()
+        assert await here.lookup(secret) is not None and here.db_lookups == 1  # served from the cache
+        await elsewhere.revoke(key.id)
+        await _until_refused(here, secret)
+        assert here.revocations_seen >= 1
+    finally:
+        await here.close()
+
+
+async def test_a_lookup_racing_a_revocation_does_not_cache_what_it_read(db):
+    gate = GatedStore(db.store)
+    keys = KeyStore(gate, cache_ttl_s=1000)
+    key, secret = await keys.create("acme")
+    gate.hold_reads()
+    lookup = asyncio.create_task(keys.lookup(secret))
+    await gate.reading.wait()  # the lookup is reading the key, still active in the database
+    await keys.revoke(key.id)
+    gate.release_reads()
+    assert await lookup is not None  # it read the key just before the revocation
+    assert await keys.lookup(secret) is None  # but did not cache it
+
