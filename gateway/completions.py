@@ -22,14 +22,15 @@ from billing.meter import StreamMeter, usage_or_estimate
 from billing.tokens import TokenCounter
 from gateway import errors
 from gateway.catalog import ModelCatalog
+from gateway.chat_fields import check_fields
 from gateway.config import ModelConfig
 from gateway.errors import APIError
 from gateway.metrics import GatewayMetrics, status_class
 from gateway.openai_format import DONE_FRAME, ChunkWriter, completion_body, error_frame
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
-from gateway.translate import chat_request, completion_request
+from gateway.translate import chat_request, completion_request, response_style
 from routing.preferences import InvalidPreference, parse_preference
-from routing.router import NoReplicaAvailable, PreferenceUnsatisfiable, RouteRequest, Router
+from routing.router import NoReplicaAvailable, PreferenceUnsatisfiable, Router, RouteRequest
 
 #: prompts longer than this are estimated from their length instead of tokenized on the loop
 _TOKENIZE_LIMIT_CHARS = 32_000
@@ -149,21 +150,10 @@ class CompletionService:
             request = chat_request(body, internal_id, model.name)  # type: ignore[arg-type]
         else:
             request = completion_request(body, internal_id, model.name)  # type: ignore[arg-type]
-        if request.extra:
-            self._check_extras(model, request)
+        # chat-surface: refuse what no replica can honour (the needed capabilities are returned for routing)
+        check_fields(body, model.name, [(r.id, r.backend.capabilities) for r in self._router.registry.for_model(model.name)])
         prefix = _prefix_key(request)
         return model, request, preference, prefix
-
-    def _check_extras(self, model: ModelConfig, request: GenerationRequest) -> None:
-        """Fields outside the OpenAI schema go only where a backend understands them."""
-        if not any(r.backend.accepts_extra for r in self._router.registry.for_model(model.name)):
-            name = next(iter(request.extra))
-            raise errors.bad_request(
-                f"Unrecognized request argument supplied: {name}. The replicas of '{model.name}' accept only "
-                "OpenAI's standard parameters.",
-                param=name,
-                code="unsupported_parameter",
-            )
 
     def _outcome(self, caller: Caller, request: GenerationRequest, stream: bool, **kw: Any) -> RequestOutcome:
         routed = kw.pop("routed", None)
@@ -224,7 +214,9 @@ class CompletionService:
             ) from None
         self._observe(kind, model.name, routed, usage, settlement, stream=False)
         response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.request_id
-        out = completion_body(kind, response_id, int(time.time()), body.model, routed.result, usage, settlement.cost_usd)
+        out = completion_body(
+            kind, response_id, int(time.time()), body.model, routed.result, usage, settlement.cost_usd, response_style(body)
+        )
         headers = self._headers(caller, routed.replica, admission, settlement.cost_usd)
         headers["x-maas-overhead-ms"] = self._overhead_ms(caller, routed.latency_s, kind)
         return Answer(200, headers, body=out)
@@ -236,7 +228,7 @@ class CompletionService:
         # time to the first byte is the part of the overhead a streaming client feels
         headers["x-maas-overhead-ms"] = self._overhead_ms(caller, routed.ttft_s, kind)
         response_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.request_id
-        writer = ChunkWriter(kind, response_id, int(time.time()), body.model, body.include_usage)
+        writer = ChunkWriter(kind, response_id, int(time.time()), body.model, body.include_usage, response_style(body))
         frames = self._frames(kind, model, caller, request, admission, routed, writer, prompt_tokens, body.include_usage)
         return Answer(200, headers, frames=frames)
 
