@@ -24,6 +24,9 @@ class EngineConfig(_Strict):
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     enable_prefix_caching: bool = True
     seed: int = 0
+    #: vLLM tool parser that reads tool calls from the output (``hermes`` reads the
+    #: documented tool-prompt format used when the chat template does not render tools)
+    tool_parser: str = "hermes"
     #: environment for the engine process, e.g. CUDA_VISIBLE_DEVICES
     env: dict[str, str] = Field(default_factory=dict)
     #: supervision: restart a dead engine with exponential backoff
