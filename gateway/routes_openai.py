@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from backends.base import RequestKind
 from gateway import errors
 from gateway.completions import Caller
+from gateway.context_window import model_context_length
 from gateway.errors import APIError
 from gateway.http import ClientGone, error_response, json_response, receive_json, request_id, send_json, unexpected_error
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, parse_body
@@ -97,8 +98,9 @@ def _model_card(gw: Gateway, name: str) -> dict:
         },
         "chips": sorted({r.chip for r in replicas}),
     }
-    if model.max_model_len:
-        card["max_model_len"] = model.max_model_len
+    window = model_context_length(model.max_model_len, (r.backend for r in replicas))
+    if window:
+        card["max_model_len"] = card["context_length"] = window  # vLLM's name, and OpenRouter's
     return card
 
 

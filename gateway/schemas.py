@@ -197,8 +197,14 @@ def _param_path(loc: tuple[Any, ...]) -> str:
 
 def validation_error(exc: ValidationError) -> APIError:
     """Turn pydantic's first complaint into a 400 whose ``param`` names the field."""
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    err = errors[0]
     param = _param_path(tuple(err["loc"]))
+    # of a union's failed branches, the one that got furthest into the value says what is wrong
+    for other in errors[1:]:
+        deeper = _param_path(tuple(other["loc"]))
+        if deeper.startswith(param) and len(deeper) > len(param):
+            err, param = other, deeper
     kind = err["type"]
     if kind == "missing_for_kind":
         # a field one role or type needs (role_field_missing): point at the field itself

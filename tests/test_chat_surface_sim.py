@@ -1,0 +1,193 @@
+"""Every chat parameter, tool calling and structured outputs on the simulated pool, through real clients.
+
+The simulated replicas are a labelled test double: their tool calls and JSON are
+synthetic, but must validate against the client's schemas and take OpenAI's shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import httpx
+import jsonschema
+import openai
+import pytest
+
+from tests.chat_cases import (
+    ASK_WEATHER,
+    TIME,
+    TOOLS,
+    WEATHER,
+    City,
+    assert_valid_call,
+    city_schema,
+    every_standard_field,
+    reassemble,
+)
+from tests.live_server import LiveServer
+
+MODEL = "llama-3.1-8b-instruct"
+FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def test_every_standard_parameter_is_accepted_and_the_tier_echoed(sim_server: LiveServer, api_key: str) -> None:
+    response = httpx.post(
+        sim_server.url + "/v1/chat/completions",
+        json=every_standard_field(MODEL),
+        headers={"authorization": f"Bearer {api_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["service_tier"] == "default"
+    assert body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+
+
+def test_every_standard_parameter_is_accepted_when_streaming(client: openai.OpenAI) -> None:
+    body = every_standard_field(MODEL, stream=True)
+    del body["model"], body["messages"], body["stream"]
+    chunks = list(client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, stream=True, **body))
+    assert chunks[-1].usage.completion_tokens > 0
+    assert all(chunk.service_tier == "default" for chunk in chunks)
+
+
+def test_forced_tool_call_validates_against_its_schema(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK_WEATHER,
+        tools=TOOLS,
+        tool_choice=FORCE_WEATHER,
+        parallel_tool_calls=False,
+        max_tokens=60,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("call_") and call.type == "function"
+    assert_valid_call(call, "get_weather")
+
+
+async def test_required_tool_calls_with_the_async_client(aclient: openai.AsyncOpenAI) -> None:
+    completion = await aclient.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required", max_tokens=80, seed=5
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and len(choice.message.tool_calls) == 2
+    assert {assert_valid_call(call) is not None for call in choice.message.tool_calls} == {True}
+
+
+def test_streamed_tool_call_deltas_reassemble_into_the_same_call(client: openai.OpenAI) -> None:
+    kwargs = {
+        "model": MODEL,
+        "messages": ASK_WEATHER,
+        "tools": TOOLS,
+        "tool_choice": "required",
+        "max_tokens": 80,
+        "seed": 9,
+    }
+    whole = client.chat.completions.create(**kwargs).choices[0]
+    chunks = list(client.chat.completions.create(stream=True, **kwargs))
+    calls, finish = reassemble(chunks)
+    assert finish == whole.finish_reason == "tool_calls"
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        (c.function.name, c.function.arguments) for c in whole.message.tool_calls
+    ]
+    for call in calls:
+        assert_valid_call(call)
+
+
+def test_a_tool_calling_stream_is_billed_the_same_as_its_non_streamed_twin(client: openai.OpenAI) -> None:
+    kwargs = {"model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER, TIME], "tool_choice": "required", "seed": 4}
+    raw = client.chat.completions.with_raw_response.create(max_tokens=80, **kwargs)
+    whole = raw.parse()
+    chunks = list(
+        client.chat.completions.create(max_tokens=80, stream=True, stream_options={"include_usage": True}, **kwargs)
+    )
+    usage = chunks[-1].usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
+    assert Decimal(str(usage.model_extra["cost"])) == Decimal(raw.headers["x-maas-cost-usd"])
+
+
+def test_tool_round_trip_answers_the_tool_result(client: openai.OpenAI) -> None:
+    first = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], max_tokens=60)
+    (call,) = first.choices[0].message.tool_calls
+    messages = [
+        *ASK_WEATHER,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"celsius": 21})},
+    ]
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER], max_tokens=10)
+    assert second.choices[0].message.tool_calls is None and second.choices[0].message.content
+
+
+def test_json_schema_output_validates_and_parse_works(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, response_format=city_schema(), max_tokens=80
+    )
+    jsonschema.validate(json.loads(raw.choices[0].message.content), city_schema()["json_schema"]["schema"])
+    parsed = client.chat.completions.parse(model=MODEL, messages=ASK_WEATHER, response_format=City, max_tokens=80)
+    assert isinstance(parsed.choices[0].message.parsed, City)
+
+
+def test_json_object_output_is_an_object(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, response_format={"type": "json_object"}, max_tokens=40
+    )
+    assert isinstance(json.loads(completion.choices[0].message.content), dict)
+
+
+def test_deprecated_functions_answer_with_function_call(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK_WEATHER,
+        functions=[WEATHER["function"]],
+        function_call={"name": "get_weather"},
+        max_tokens=60,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "function_call" and choice.message.tool_calls is None
+    assert_valid_call({"function": choice.message.function_call.model_dump()}, "get_weather")
+
+
+def test_langchain_bind_tools_gets_valid_tool_calls(sim_server: LiveServer, api_key: str) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model=MODEL, base_url=sim_server.url + "/v1", api_key=api_key, max_tokens=80, max_retries=0)
+    message = llm.bind_tools(TOOLS, tool_choice="any").invoke("What time is it in Tokyo and the weather in Paris?")
+    assert message.tool_calls
+    for call in message.tool_calls:
+        assert_valid_call({"function": {"name": call["name"], "arguments": json.dumps(call["args"])}})
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema"])
+def test_langchain_structured_output_parses(sim_server: LiveServer, api_key: str, method: str) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model=MODEL, base_url=sim_server.url + "/v1", api_key=api_key, max_tokens=80, max_retries=0)
+    city = llm.with_structured_output(City, method=method).invoke("Name a big city.")
+    assert isinstance(city, City)
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"web_search_options": {}}, "web_search_options"),
+        ({"modalities": ["text", "audio"], "audio": {"format": "mp3", "voice": "alloy"}}, "modalities"),
+        ({"moderation": {"model": "omni-moderation-latest"}}, "moderation"),
+        ({"tools": [{"type": "custom", "custom": {"name": "sql"}}]}, "tools"),
+    ],
+)
+def test_what_no_replica_can_honour_is_refused_naming_field_and_replicas(
+    client: openai.OpenAI, extra: dict, param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, max_tokens=5, extra_body=extra)
+    error = info.value.body
+    assert (error["param"], error["code"]) == (param, "unsupported_parameter")
+    assert "h100-0" in error["message"] and "kunlun-0" in error["message"]
+
+
+def test_models_show_the_simulated_models_context_length(client: openai.OpenAI) -> None:
+    card = client.models.retrieve(MODEL)
+    assert card.model_extra["context_length"] == card.model_extra["max_model_len"] == 131072
