@@ -59,8 +59,7 @@ def request_body(request: GenerationRequest, upstream_model: str, *, stream: boo
             body["response_format"] = request.response_format
         if request.tools is not None:
             body["tools"] = request.tools
-            if not request.parallel_tool_calls:
-                body["parallel_tool_calls"] = False
+            body["parallel_tool_calls"] = request.parallel_tool_calls
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
         if request.reasoning_effort is not None:
