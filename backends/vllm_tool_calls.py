@@ -20,10 +20,12 @@ vLLM is imported lazily: building a :class:`ToolCalling` needs it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backends.base import GenerationRequest, UpstreamRejected
+from backends.vllm_sampling import MAX_JSON_WHITESPACE
 
 #: structured-output arguments vLLM's request carries once a parser has adjusted it
 _STRUCTURED_FIELDS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag", "disable_any_whitespace")
@@ -106,9 +108,11 @@ class ToolCallSession:
         params = self._request.extract_structured_outputs()
         if params is None:
             return None
-        return {
-            name: getattr(params, name) for name in _STRUCTURED_FIELDS if getattr(params, name) not in (None, False)
-        }
+        kwargs = {name: getattr(params, name) for name in _STRUCTURED_FIELDS}
+        kwargs = {name: value for name, value in kwargs.items() if value not in (None, False)}
+        if "structural_tag" in kwargs:
+            kwargs["structural_tag"] = _bounded_whitespace(kwargs["structural_tag"])
+        return kwargs
 
     @property
     def skip_special_tokens(self) -> bool:
@@ -151,6 +155,29 @@ class ToolCallSession:
         if engine_reason == "stop" and index in self._called and not self.named:
             return "tool_calls"
         return engine_reason
+
+
+def _bounded_whitespace(structural_tag: str) -> str:
+    """The tag with whitespace between JSON tokens bounded (``MAX_JSON_WHITESPACE``).
+
+    Unbounded, a small model spends its token budget on newlines and indentation
+    inside the arguments (seen with SmolLM2-135M: runs of "\n\n" until max_tokens
+    cut the call); the arguments are the same JSON either way.
+    """
+    tag = json.loads(structural_tag)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "json_schema" and node.get("max_whitespace_cnt") is None:
+                node["max_whitespace_cnt"] = MAX_JSON_WHITESPACE
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(tag)
+    return json.dumps(tag)
 
 
 def _call(call: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 WEATHER_PARAMETERS = {
     "type": "object",
@@ -39,11 +39,12 @@ ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 class City(BaseModel):
-    """A city, for structured outputs (small enough for a 135M model to fill in a few tokens)."""
+    """A city, for structured outputs. Values are bounded, as a schema for a small model should
+    be: unbounded, SmolLM2-135M can write digits until max_tokens cuts the JSON."""
 
-    name: str
-    country_code: str
-    population_millions: int
+    name: str = Field(max_length=30)
+    country_code: str = Field(max_length=3)
+    population_millions: int = Field(ge=0, le=100)
 
 
 def city_schema() -> dict[str, Any]:
@@ -73,7 +74,7 @@ def every_standard_field(model: str, *, stream: bool = False) -> dict[str, Any]:
         "seed": 11,
         "presence_penalty": 0.1,
         "frequency_penalty": 0.1,
-        "logit_bias": {"50256": -1},
+        "logit_bias": {"100": -1},
         "logprobs": True,
         "top_logprobs": 2,
         "tools": [WEATHER],

@@ -155,7 +155,7 @@ def test_translation_keeps_attribution_passthrough_and_tools() -> None:
     assert request.attribution.safety_identifier == "hash-of-user-1"
     assert request.attribution.affinity_key == "planets"
     assert request.attribution.metadata == {"project": "chat-surface"} and request.attribution.store is False
-    assert request.sampling.logit_bias == {50256: -1.0} and request.sampling.top_logprobs == 2
+    assert request.sampling.logit_bias == {100: -1.0} and request.sampling.top_logprobs == 2
     assert request.passthrough["verbosity"] == "low" and request.passthrough["prediction"]["content"] == "Mars"
     assert request.tools == [WEATHER] and request.tool_choice == "none" and not request.tool_calling
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -127,14 +128,19 @@ def test_echo_is_a_completion_feature_and_excludes_logprobs():
     assert err.value.param == "echo"
 
 
-def test_response_format_maps_to_structured_outputs():
+def test_response_format_maps_to_a_whitespace_bounded_json_structural_tag():
     assert structured_output(None) is None
     assert structured_output({"type": "text"}) is None
-    assert structured_output({"type": "json_object"}) == {"json_object": True}
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    assert structured_output({"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}) == {
-        "json": schema
-    }
+    for response_format, expected in [
+        ({"type": "json_object"}, {"type": "object"}),
+        ({"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}, schema),
+    ]:
+        tag = json.loads(structured_output(response_format)["structural_tag"])
+        assert tag == {
+            "type": "structural_tag",
+            "format": {"type": "json_schema", "json_schema": expected, "max_whitespace_cnt": 1},
+        }
     with pytest.raises(UpstreamRejected) as err:
         structured_output({"type": "json_schema", "json_schema": {"name": "s"}})
     assert err.value.param == "response_format"
