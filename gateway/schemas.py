@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway.chat_schema import (
     AudioOutput,
@@ -38,8 +38,6 @@ _INT64 = 2**63
 _UNION_BRANCHES = frozenset(
     {"str", "int", "float", "bool", "list[str]", "list[int]", "list[list[int]]", "list[dict[str,any]]"}
 )
-#: fields with a non-null default that OpenAI's reference also lets a client send as null
-_DEFAULTED = frozenset({"n", "stream", "logprobs", "echo"})
 
 
 class _Body(BaseModel):
@@ -63,13 +61,11 @@ class _Sampling(_Body):
     #: maas extension: per-request routing preference (extra_body={"routing": {...}})
     routing: dict[str, Any] | None = None
 
-    @model_validator(mode="before")
+    @field_validator("n", "stream", mode="before")
     @classmethod
-    def _null_means_default(cls, data: Any) -> Any:
+    def _null_means_default(cls, value: Any, info: ValidationInfo) -> Any:
         # OpenAI's reference makes these nullable; null means "the default"
-        if isinstance(data, dict) and any(data.get(k, 0) is None for k in _DEFAULTED):
-            return {k: v for k, v in data.items() if not (v is None and k in _DEFAULTED)}
-        return data
+        return cls.model_fields[info.field_name].default if value is None else value
 
     @field_validator("logit_bias")
     @classmethod
@@ -100,6 +96,11 @@ class ChatCompletionRequest(_Sampling):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+
+    @field_validator("logprobs", mode="before")
+    @classmethod
+    def _null_logprobs(cls, value: Any) -> Any:
+        return False if value is None else value
     response_format: ResponseFormat | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
@@ -157,6 +158,11 @@ class CompletionRequest(_Sampling):
     prompt: str | list[str] | list[int] | list[list[int]]
     logprobs: int | None = Field(default=None, ge=0, le=5)
     echo: bool = False
+
+    @field_validator("echo", mode="before")
+    @classmethod
+    def _null_echo(cls, value: Any) -> Any:
+        return False if value is None else value
     suffix: str | None = None
     best_of: int | None = Field(default=None, ge=1, le=16)
 

@@ -10,16 +10,18 @@ from gateway.openai_format import ResponseStyle
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
 
 #: standard chat fields no in-process engine acts on: sent untouched to OpenAI-speaking upstreams
-_PASSTHROUGH = (
-    "max_completion_tokens",
-    "verbosity",
-    "web_search_options",
-    "modalities",
-    "audio",
-    "prediction",
-    "moderation",
-    "prompt_cache_retention",
-    "prompt_cache_options",
+_PASSTHROUGH = frozenset(
+    {
+        "max_completion_tokens",
+        "verbosity",
+        "web_search_options",
+        "modalities",
+        "audio",
+        "prediction",
+        "moderation",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+    }
 )
 
 
@@ -68,14 +70,11 @@ def _tools(body: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, An
 
 def chat_request(body: ChatCompletionRequest, request_id: str, served_model: str) -> GenerationRequest:
     tools, tool_choice = _tools(body)
-    passthrough = {
-        name: value
-        for name in _PASSTHROUGH
-        if name in body.model_fields_set and (value := getattr(body, name)) is not None
-    }
-    for name, value in passthrough.items():
-        if hasattr(value, "model_dump"):
-            passthrough[name] = value.model_dump(exclude_none=True)
+    passthrough = {}
+    for name in _PASSTHROUGH.intersection(body.model_fields_set):
+        value = getattr(body, name)
+        if value is not None:
+            passthrough[name] = value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value
     return GenerationRequest(
         request_id=request_id,
         model=served_model,
