@@ -7,7 +7,7 @@ translates) and answer with a :class:`Completion` or a stream of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -194,6 +194,40 @@ class Capabilities:
     def covers(self, needed: Iterable[str]) -> bool:
         """Whether every named capability is here (names are this class's fields)."""
         return all(getattr(self, name) for name in needed)
+
+    def refuse_unsupported(self, request: GenerationRequest) -> None:
+        """Raise UpstreamRejected for a request field this backend would otherwise ignore.
+
+        The gateway refuses such fields before routing when no replica has the
+        capability; this guards a replica that was chosen in a pool where another has it.
+        """
+        for field_name, capability in _uses(request):
+            if not getattr(self, capability):
+                raise UpstreamRejected(
+                    f"'{field_name}' is not supported by this replica; it is refused rather than ignored.",
+                    param=field_name,
+                )
+
+
+def _uses(request: GenerationRequest) -> Iterator[tuple[str, str]]:
+    """(field, capability) for each capability-gated feature a request uses."""
+    if request.tool_calling:
+        kinds = {tool.get("type") for tool in request.tools or ()}
+        if "function" in kinds:
+            yield "tools", "tools"
+        if "custom" in kinds:
+            yield "tools", "custom_tools"
+    if request.response_format and request.response_format.get("type") not in (None, "text"):
+        yield "response_format", "structured_outputs"
+    extra = request.passthrough
+    if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
+        yield "modalities", "audio_output"
+    if extra.get("web_search_options") is not None:
+        yield "web_search_options", "web_search"
+    if extra.get("moderation") is not None:
+        yield "moderation", "moderation"
+    if request.extra:
+        yield next(iter(request.extra)), "extra_params"
 
 
 class BackendError(Exception):

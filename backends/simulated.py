@@ -310,6 +310,7 @@ class SimulatedBackend:
             raise ReplicaUnavailable(f"simulated replica ({self.profile.name}) is {state}")
         if self._faults:
             raise self._faults.popleft()
+        self.capabilities.refuse_unsupported(request)
         prompt_text, tokens = self._prompt(request)
         prompt_tokens = len(tokens)
         sampling = request.sampling

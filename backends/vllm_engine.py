@@ -266,6 +266,7 @@ class VllmEngineBackend:
             run.close()
 
     async def _prepare(self, request: GenerationRequest) -> tuple[Any, _Prepared]:
+        self.capabilities.refuse_unsupported(request)
         engine = self._supervisor.current()
         tokenizer = engine.get_tokenizer()
         max_len = engine.model_config.max_model_len

@@ -220,3 +220,17 @@ def test_streamed_legacy_function_call_deltas() -> None:
     frames = _frames(writer, StreamChunk([ChoiceDelta(0, tool_calls=[head], finish_reason="tool_calls")]))
     assert frames[1]["choices"][0]["delta"] == {"function_call": {"name": "f", "arguments": "{"}}
     assert frames[1]["choices"][0]["finish_reason"] == "function_call"
+
+
+def test_a_replica_refuses_what_it_would_otherwise_ignore() -> None:
+    from backends.base import GenerationRequest, UpstreamRejected
+
+    request = chat_request(chat(tools=[{"type": "custom", "custom": {"name": "sql"}}]), "r1", MODEL)
+    with pytest.raises(UpstreamRejected) as info:
+        SIM.refuse_unsupported(request)
+    assert info.value.param == "tools"
+    UPSTREAM.refuse_unsupported(request)
+    web = chat_request(chat(web_search_options={}), "r2", MODEL)
+    with pytest.raises(UpstreamRejected):
+        SIM.refuse_unsupported(web)
+    SIM.refuse_unsupported(GenerationRequest("r3", MODEL, "chat", messages=HI, tools=[WEATHER], tool_choice="auto"))
