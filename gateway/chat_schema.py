@@ -22,6 +22,13 @@ def role_field_missing(field: str, why: str) -> PydanticCustomError:
     return PydanticCustomError("missing_for_kind", "{why}", {"field": field, "why": why})
 
 
+def _with_body_for_type(model: Any, what: str) -> Any:
+    """OpenAI's tagged objects carry their body under the name of their ``type``."""
+    if getattr(model, model.type) is None:
+        raise role_field_missing(model.type, f"A {what} of type '{model.type}' needs '{model.type}'.")
+    return model
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -66,9 +73,7 @@ class MessageToolCall(_Open):
 
     @model_validator(mode="after")
     def _body_for_type(self) -> MessageToolCall:
-        if getattr(self, self.type) is None:
-            raise role_field_missing(self.type, f"A tool call of type '{self.type}' needs '{self.type}'.")
-        return self
+        return _with_body_for_type(self, "tool call")
 
 
 class ChatMessage(_Open):
@@ -126,9 +131,7 @@ class Tool(_Open):
 
     @model_validator(mode="after")
     def _body_for_type(self) -> Tool:
-        if getattr(self, self.type) is None:
-            raise role_field_missing(self.type, f"A tool of type '{self.type}' needs '{self.type}'.")
-        return self
+        return _with_body_for_type(self, "tool")
 
     @property
     def name(self) -> str:
@@ -156,9 +159,7 @@ class ToolChoice(_Closed):
 
     @model_validator(mode="after")
     def _body_for_type(self) -> ToolChoice:
-        if getattr(self, self.type) is None:
-            raise role_field_missing(self.type, f"A tool_choice of type '{self.type}' needs '{self.type}'.")
-        return self
+        return _with_body_for_type(self, "tool_choice")
 
     def allowed_names(self) -> list[str]:
         """The tool names this choice lets the model call."""

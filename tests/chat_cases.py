@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import jsonschema
@@ -131,3 +132,29 @@ def reassemble(chunks: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
                     call["function"]["name"] += delta.function.name or ""
                     call["function"]["arguments"] += delta.function.arguments or ""
     return [calls[i] for i in sorted(calls)], finish
+
+
+def assert_stream_matches_whole(client: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """One request sent whole and streamed: the streamed tool-call deltas reassemble into the
+    same valid calls (same JSON), with the same finish reason, billed the same. The streamed calls."""
+    raw = client.chat.completions.with_raw_response.create(**kwargs)
+    whole = raw.parse()
+    chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
+    calls, finish = reassemble(chunks)
+    assert finish == whole.choices[0].finish_reason
+    whole_calls = whole.choices[0].message.tool_calls or []
+    assert [c["function"]["name"] for c in calls] == [c.function.name for c in whole_calls]
+    for streamed, call in zip(calls, whole_calls, strict=True):
+        assert assert_valid_call(streamed) == assert_valid_call(call)
+    usage = chunks[-1].usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
+    assert Decimal(str(usage.model_extra["cost"])) == Decimal(raw.headers["x-maas-cost-usd"])
+    return calls
+
+
+def assert_json_schema_output_and_parse(client: Any, **kwargs: Any) -> None:
+    """A json_schema answer validates against the schema, and the SDK's ``parse`` fills a ``City``."""
+    raw = client.chat.completions.create(response_format=city_schema(), **kwargs)
+    jsonschema.validate(json.loads(raw.choices[0].message.content), city_schema()["json_schema"]["schema"])
+    parsed = client.chat.completions.parse(response_format=City, **kwargs)
+    assert isinstance(parsed.choices[0].message.parsed, City)

@@ -7,23 +7,20 @@ synthetic, but must validate against the client's schemas and take OpenAI's shap
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import httpx
-import jsonschema
 import openai
 import pytest
 
 from tests.chat_cases import (
     ASK_WEATHER,
-    TIME,
     TOOLS,
     WEATHER,
     City,
+    assert_json_schema_output_and_parse,
+    assert_stream_matches_whole,
     assert_valid_call,
-    city_schema,
     every_standard_field,
-    reassemble,
 )
 from tests.live_server import LiveServer
 
@@ -77,36 +74,13 @@ async def test_required_tool_calls_with_the_async_client(aclient: openai.AsyncOp
     assert {assert_valid_call(call) is not None for call in choice.message.tool_calls} == {True}
 
 
-def test_streamed_tool_call_deltas_reassemble_into_the_same_call(client: openai.OpenAI) -> None:
-    kwargs = {
-        "model": MODEL,
-        "messages": ASK_WEATHER,
-        "tools": TOOLS,
-        "tool_choice": "required",
-        "max_tokens": 80,
-        "seed": 9,
-    }
-    whole = client.chat.completions.create(**kwargs).choices[0]
-    chunks = list(client.chat.completions.create(stream=True, **kwargs))
-    calls, finish = reassemble(chunks)
-    assert finish == whole.finish_reason == "tool_calls"
-    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
-        (c.function.name, c.function.arguments) for c in whole.message.tool_calls
-    ]
-    for call in calls:
-        assert_valid_call(call)
-
-
-def test_a_tool_calling_stream_is_billed_the_same_as_its_non_streamed_twin(client: openai.OpenAI) -> None:
-    kwargs = {"model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER, TIME], "tool_choice": "required", "seed": 4}
-    raw = client.chat.completions.with_raw_response.create(max_tokens=80, **kwargs)
-    whole = raw.parse()
-    chunks = list(
-        client.chat.completions.create(max_tokens=80, stream=True, stream_options={"include_usage": True}, **kwargs)
-    )
-    usage = chunks[-1].usage
-    assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
-    assert Decimal(str(usage.model_extra["cost"])) == Decimal(raw.headers["x-maas-cost-usd"])
+def test_streamed_tool_calls_reassemble_into_the_same_calls_billed_the_same(client: openai.OpenAI) -> None:
+    kwargs = {"model": MODEL, "messages": ASK_WEATHER, "tools": TOOLS, "tool_choice": "required", "seed": 9}
+    calls = assert_stream_matches_whole(client, max_tokens=80, **kwargs)
+    assert len(calls) == 2
+    # the double is deterministic: the very same argument text, token for token
+    whole = client.chat.completions.create(max_tokens=80, **kwargs).choices[0].message.tool_calls
+    assert [c["function"]["arguments"] for c in calls] == [c.function.arguments for c in whole]
 
 
 def test_tool_round_trip_answers_the_tool_result(client: openai.OpenAI) -> None:
@@ -122,12 +96,7 @@ def test_tool_round_trip_answers_the_tool_result(client: openai.OpenAI) -> None:
 
 
 def test_json_schema_output_validates_and_parse_works(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, response_format=city_schema(), max_tokens=80
-    )
-    jsonschema.validate(json.loads(raw.choices[0].message.content), city_schema()["json_schema"]["schema"])
-    parsed = client.chat.completions.parse(model=MODEL, messages=ASK_WEATHER, response_format=City, max_tokens=80)
-    assert isinstance(parsed.choices[0].message.parsed, City)
+    assert_json_schema_output_and_parse(client, model=MODEL, messages=ASK_WEATHER, max_tokens=80)
 
 
 def test_json_object_output_is_an_object(client: openai.OpenAI) -> None:

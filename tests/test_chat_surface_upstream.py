@@ -7,19 +7,24 @@ relay streamed tool-call deltas, and learn the context length from the upstream.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 
-import jsonschema
 import openai
 import pytest
 
 from backends.openai_upstream import request_body
 from gateway.schemas import ChatCompletionRequest, parse_body
 from gateway.translate import chat_request
-from tests.chat_cases import ASK_WEATHER, TOOLS, City, assert_valid_call, city_schema, every_standard_field, reassemble
+from tests.chat_cases import (
+    ASK_WEATHER,
+    TOOLS,
+    City,
+    assert_json_schema_output_and_parse,
+    assert_stream_matches_whole,
+    assert_valid_call,
+    every_standard_field,
+)
 from tests.live_server import LiveServer, sim_config
 from tests.processes import GatewayProcess, simulated_replica_config
 
@@ -85,44 +90,15 @@ def test_forced_tool_call_validates_against_its_schema(client: openai.OpenAI) ->
     assert_valid_call(call, "get_time")
 
 
-def test_streamed_tool_call_deltas_pass_through_and_reassemble(client: openai.OpenAI) -> None:
-    kwargs = {
-        "model": MODEL,
-        "messages": ASK_WEATHER,
-        "tools": TOOLS,
-        "tool_choice": "required",
-        "max_tokens": 80,
-        "seed": 3,
-    }
-    whole = client.chat.completions.create(**kwargs).choices[0]
-    calls, finish = reassemble(list(client.chat.completions.create(stream=True, **kwargs)))
-    assert finish == whole.finish_reason == "tool_calls"
-    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
-        (c.function.name, c.function.arguments) for c in whole.message.tool_calls
-    ]
-    for call in calls:
-        assert_valid_call(call)
-
-
-def test_a_tool_calling_stream_is_billed_the_same_as_its_non_streamed_twin(client: openai.OpenAI) -> None:
-    kwargs = {"model": MODEL, "messages": ASK_WEATHER, "tools": TOOLS, "tool_choice": "required", "seed": 8}
-    raw = client.chat.completions.with_raw_response.create(max_tokens=80, **kwargs)
-    whole = raw.parse()
-    chunks = list(
-        client.chat.completions.create(max_tokens=80, stream=True, stream_options={"include_usage": True}, **kwargs)
+def test_streamed_tool_calls_pass_through_reassemble_and_are_billed_the_same(client: openai.OpenAI) -> None:
+    calls = assert_stream_matches_whole(
+        client, model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required", max_tokens=80, seed=3
     )
-    usage = chunks[-1].usage
-    assert usage.completion_tokens == whole.usage.completion_tokens > 0
-    assert Decimal(str(usage.model_extra["cost"])) == Decimal(raw.headers["x-maas-cost-usd"])
+    assert len(calls) == 2
 
 
 def test_json_schema_output_validates_and_parse_works(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, response_format=city_schema(), max_tokens=80
-    )
-    jsonschema.validate(json.loads(raw.choices[0].message.content), city_schema()["json_schema"]["schema"])
-    parsed = client.chat.completions.parse(model=MODEL, messages=ASK_WEATHER, response_format=City, max_tokens=80)
-    assert isinstance(parsed.choices[0].message.parsed, City)
+    assert_json_schema_output_and_parse(client, model=MODEL, messages=ASK_WEATHER, max_tokens=80)
 
 
 @pytest.mark.parametrize("method", ["function_calling", "json_schema"])

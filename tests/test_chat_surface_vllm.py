@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from decimal import Decimal
 
 import httpx
-import jsonschema
 import openai
 import pytest
 import yaml
@@ -26,10 +24,10 @@ from tests.chat_cases import (
     TOOLS,
     WEATHER,
     City,
+    assert_json_schema_output_and_parse,
+    assert_stream_matches_whole,
     assert_valid_call,
-    city_schema,
     every_standard_field,
-    reassemble,
 )
 from tests.live_server import ADMIN_KEY, LiveServer
 
@@ -134,21 +132,10 @@ async def test_required_tool_call_with_the_async_client(server: LiveServer) -> N
 
 
 def test_streamed_tool_call_reassembles_into_the_same_call_and_is_billed_the_same(client: openai.OpenAI) -> None:
-    kwargs = {"model": MODEL, "messages": ASK_WEATHER, "tools": TOOLS, "tool_choice": "required", "max_tokens": 60}
-    raw = client.chat.completions.with_raw_response.create(**kwargs, **GREEDY)
-    whole = raw.parse()
-    chunks = list(
-        client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs, **GREEDY)
+    (call,) = assert_stream_matches_whole(
+        client, model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required", max_tokens=60, **GREEDY
     )
-    calls, finish = reassemble(chunks)
-    assert finish == whole.choices[0].finish_reason == "tool_calls"
-    (streamed,) = calls
-    (call,) = whole.choices[0].message.tool_calls
-    assert streamed["function"]["name"] == call.function.name
-    assert assert_valid_call(streamed) == assert_valid_call(call)
-    usage = chunks[-1].usage
-    assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
-    assert Decimal(str(usage.model_extra["cost"])) == Decimal(raw.headers["x-maas-cost-usd"])
+    assert_valid_call(call)
 
 
 def test_tool_result_round_trip_is_rendered_for_the_model(client: openai.OpenAI) -> None:
@@ -188,22 +175,9 @@ def test_langchain_structured_output_parses(server: LiveServer, method: str) -> 
 
 
 def test_json_schema_output_validates_and_parse_works(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Name a big city."}],
-        response_format=city_schema(),
-        max_tokens=60,
-        **GREEDY,
+    assert_json_schema_output_and_parse(
+        client, model=MODEL, messages=[{"role": "user", "content": "Name a big city."}], max_tokens=60, **GREEDY
     )
-    jsonschema.validate(json.loads(raw.choices[0].message.content), city_schema()["json_schema"]["schema"])
-    parsed = client.chat.completions.parse(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Name a big city."}],
-        response_format=City,
-        max_tokens=60,
-        **GREEDY,
-    )
-    assert isinstance(parsed.choices[0].message.parsed, City)
 
 
 # ---- context window ---------------------------------------------------------------------------
