@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from backends.vllm_tools import render_chat, template_renders_tools
 if TYPE_CHECKING:
     from backends.settings import EngineConfig
     from backends.vllm_tool_calls import ToolCalling, ToolCallSession
+
+log = logging.getLogger(__name__)
 
 #: prompts longer than this (characters) are tokenized off the event loop
 _INLINE_TOKENIZE_CHARS = 16_384
@@ -97,8 +100,10 @@ class VllmEngineBackend:
         self._open: dict[str, int] = {}  # engine request id -> sequences, while open
         self._aborts: set[asyncio.Task[Any]] = set()
         self._context_length: int | None = None  # the engine's max_model_len, once one was built
-        self._tool_calling: ToolCalling | None = None  # built on the first request with tools
-        self._template_renders_tools: bool | None = None
+        # tool calling, set up with each engine (off the event loop: vLLM's parser modules take seconds to import)
+        self._tool_calling: ToolCalling | None = None
+        self._tool_calling_error = "the engine is not built yet"
+        self._template_renders_tools = False
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -180,7 +185,25 @@ class VllmEngineBackend:
         with _environment(cfg.env):
             engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[self._telemetry.logger_factory()])
         self._context_length = engine.model_config.max_model_len
+        self._set_up_tool_calling(engine)
         return engine
+
+    def _set_up_tool_calling(self, engine: Any) -> None:
+        """Probe the chat template and build the tool parser (blocking; in the build thread).
+
+        A parser that cannot be built leaves the engine serving everything but tools
+        (and the built engine is never leaked by a failure here).
+        """
+        from backends.vllm_tool_calls import ToolCalling
+
+        try:
+            tokenizer = engine.get_tokenizer()
+            self._template_renders_tools = template_renders_tools(tokenizer)
+            self._tool_calling = ToolCalling(self.engine_config.tool_parser, tokenizer, engine.model_config)
+        except Exception as exc:  # noqa: BLE001 - a misconfigured parser must not take the replica down
+            self._tool_calling = None
+            self._tool_calling_error = f"tool parser {self.engine_config.tool_parser!r} is unusable: {exc}"
+            log.error("replica %s: %s", self.replica_id, self._tool_calling_error)
 
     def _fail_in_flight(self, engine: Any) -> None:
         # vLLM wakes its requests itself when the core dies; doing it here too
@@ -277,9 +300,7 @@ class VllmEngineBackend:
                 raise UpstreamRejected("'messages' must contain at least one message.", param="messages")
             messages = chat_messages(request.messages)
             if request.tool_calling:
-                tools = self._tools(engine, tokenizer).session(request)
-            if self._template_renders_tools is None:
-                self._template_renders_tools = template_renders_tools(tokenizer)
+                tools = self._tools().session(request)
             text = render_chat(
                 tokenizer,
                 messages,
@@ -315,17 +336,11 @@ class VllmEngineBackend:
             echo_text = tokenizer.decode(ids)
         return engine, _Prepared(ids, plan, request.kind, echo_text if plan.echo else "", tools)
 
-    def _tools(self, engine: Any, tokenizer: Any) -> ToolCalling:
-        """The engine's tool parser (``engine.tool_parser``), built on first use."""
+    def _tools(self) -> ToolCalling:
+        """The engine's tool parser (``engine.tool_parser``)."""
         if self._tool_calling is None:
-            from backends.vllm_tool_calls import ToolCalling
-
-            try:
-                self._tool_calling = ToolCalling(self.engine_config.tool_parser, tokenizer, engine.model_config)
-            except Exception as exc:  # noqa: BLE001 - a misconfigured parser is the operator's, not the client's
-                raise BackendError(
-                    f"replica {self.replica_id}: tool parser {self.engine_config.tool_parser!r} is unusable: {exc}"
-                ) from None
+            # the operator's problem, not the client's: another replica may serve the request
+            raise BackendError(f"replica {self.replica_id}: {self._tool_calling_error}")
         return self._tool_calling
 
     async def _submit(self, engine: Any, request: GenerationRequest, prepared: _Prepared, *, stream: bool) -> _Run:

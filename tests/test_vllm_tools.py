@@ -155,3 +155,21 @@ def test_allowed_tools_narrow_what_the_grammar_allows(tool_calling) -> None:
     session = tool_calling.session(chat(tools=TOOLS, tool_choice=choice))
     assert [t["function"]["name"] for t in session.tools] == ["get_time"]
     assert "get_weather" not in session.structured["structural_tag"]
+
+
+def test_an_unusable_tool_parser_leaves_the_replica_serving_everything_but_tools(tokenizer) -> None:
+    from backends.base import BackendError
+    from backends.vllm_engine import VllmEngineBackend
+    from gateway.config import EngineConfig
+
+    class BuiltEngine:
+        model_config = None
+
+        def get_tokenizer(self):
+            return tokenizer
+
+    backend = VllmEngineBackend("cpu-0", "m", EngineConfig(tool_parser="no-such-parser"), model_path="unused")
+    backend._set_up_tool_calling(BuiltEngine())
+    with pytest.raises(BackendError) as err:
+        backend._tools()
+    assert "no-such-parser" in err.value.message and err.value.retryable
