@@ -83,6 +83,23 @@ def test_streamed_tool_calls_reassemble_into_the_same_calls_billed_the_same(clie
     assert [c["function"]["arguments"] for c in calls] == [c.function.arguments for c in whole]
 
 
+def test_raw_sse_tool_call_deltas_take_openais_shape(sim_server: LiveServer, api_key: str) -> None:
+    body = {"model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER], "tool_choice": "required", "stream": True}
+    headers = {"authorization": f"Bearer {api_key}"}
+    with httpx.stream(
+        "POST", sim_server.url + "/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    choices = [event["choices"][0] for event in events]
+    assert choices[0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+    head = choices[1]["delta"]["tool_calls"][0]
+    assert set(head) == {"index", "id", "type", "function"} and set(head["function"]) == {"name", "arguments"}
+    assert head["type"] == "function" and head["function"]["name"] == "get_weather"
+    rest = [c["delta"]["tool_calls"][0] for c in choices[2:] if c["delta"].get("tool_calls")]
+    assert rest and all(set(call) == {"index", "function"} and set(call["function"]) == {"arguments"} for call in rest)
+    assert choices[-1]["finish_reason"] == "tool_calls"
+
+
 def test_tool_round_trip_answers_the_tool_result(client: openai.OpenAI) -> None:
     first = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], max_tokens=60)
     (call,) = first.choices[0].message.tool_calls
