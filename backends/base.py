@@ -7,7 +7,7 @@ translates) and answer with a :class:`Completion` or a stream of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -201,7 +201,7 @@ class Capabilities:
         The gateway refuses such fields before routing when no replica has the
         capability; this guards a replica that was chosen in a pool where another has it.
         """
-        for field_name, capability in _uses(request):
+        for capability, field_name in capabilities_used(request).items():
             if not getattr(self, capability):
                 raise UpstreamRejected(
                     f"'{field_name}' is not supported by this replica; it is refused rather than ignored.",
@@ -209,25 +209,29 @@ class Capabilities:
                 )
 
 
-def _uses(request: GenerationRequest) -> Iterator[tuple[str, str]]:
-    """(field, capability) for each capability-gated feature a request uses."""
+def capabilities_used(request: GenerationRequest) -> dict[str, str]:
+    """The capabilities (``Capabilities`` field names) a request uses, each with the field that uses it."""
+    used: dict[str, str] = {}
     if request.tool_calling:
         kinds = {tool.get("type") for tool in request.tools or ()}
         if "function" in kinds:
-            yield "tools", "tools"
+            used["tools"] = "tools"
         if "custom" in kinds:
-            yield "tools", "custom_tools"
+            used["custom_tools"] = "tools"
     if request.response_format and request.response_format.get("type") not in (None, "text"):
-        yield "response_format", "structured_outputs"
-    extra = request.passthrough
-    if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
-        yield "modalities", "audio_output"
-    if extra.get("web_search_options") is not None:
-        yield "web_search_options", "web_search"
-    if extra.get("moderation") is not None:
-        yield "moderation", "moderation"
+        used["structured_outputs"] = "response_format"
+    passed = request.passthrough
+    if "audio" in (passed.get("modalities") or ()):
+        used["audio_output"] = "modalities"
+    elif passed.get("audio") is not None:
+        used["audio_output"] = "audio"
+    if passed.get("web_search_options") is not None:
+        used["web_search"] = "web_search_options"
+    if passed.get("moderation") is not None:
+        used["moderation"] = "moderation"
     if request.extra:
-        yield next(iter(request.extra)), "extra_params"
+        used["extra_params"] = next(iter(request.extra))
+    return used
 
 
 class BackendError(Exception):

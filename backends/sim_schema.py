@@ -14,23 +14,26 @@ import random
 import re
 import string
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from backends.base import UpstreamRejected
 from backends.sim_text import WORDS
 
-_FORMATS = {
-    "date-time": "2026-01-01T12:00:00Z",
-    "date": "2026-01-01",
-    "time": "12:00:00",
-    "email": "user@example.com",
-    "uri": "https://example.com/item",
-    "url": "https://example.com/item",
-    "hostname": "example.com",
-    "ipv4": "192.0.2.1",
-    "ipv6": "2001:db8::1",
-    "uuid": "123e4567-e89b-42d3-a456-426614174000",
-}
+_FORMATS = MappingProxyType(
+    {
+        "date-time": "2026-01-01T12:00:00Z",
+        "date": "2026-01-01",
+        "time": "12:00:00",
+        "email": "user@example.com",
+        "uri": "https://example.com/item",
+        "url": "https://example.com/item",
+        "hostname": "example.com",
+        "ipv4": "192.0.2.1",
+        "ipv6": "2001:db8::1",
+        "uuid": "123e4567-e89b-42d3-a456-426614174000",
+    }
+)
 _MAX_DEPTH = 8
 
 

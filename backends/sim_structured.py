@@ -24,13 +24,14 @@ import json
 import random
 import string
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from backends.base import GenerationRequest, UpstreamRejected
 from backends.sim_schema import SchemaSynthesizer
 from backends.sim_text import Drafted, cap_and_stop, tokenize
 
-_EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+_EMPTY_PARAMETERS = MappingProxyType({"type": "object", "properties": {}})
 
 
 def draft_structured(request: GenerationRequest, rng: random.Random, *, max_tokens: int) -> Drafted | None:

@@ -152,7 +152,7 @@ class CompletionService:
             request = completion_request(body, internal_id, model.name)  # type: ignore[arg-type]
         # chat-surface: refuse what no replica can honour (the needed capabilities are returned for routing)
         replicas = self._router.registry.for_model(model.name)
-        check_fields(body, model.name, [(r.id, r.backend.capabilities) for r in replicas])
+        check_fields(request, model.name, [(r.id, r.backend.capabilities) for r in replicas])
         prefix = _prefix_key(request)
         return model, request, preference, prefix
 

@@ -12,7 +12,7 @@ from gateway.chat_fields import CHAT_FIELDS, GATEWAY_FIELDS, check_fields
 from gateway.errors import APIError
 from gateway.openai_format import ChunkWriter, ResponseStyle, completion_body
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, parse_body
-from gateway.translate import chat_request, response_style
+from gateway.translate import chat_request, completion_request, response_style
 from tests.chat_cases import TOOLS, WEATHER, every_standard_field
 
 MODEL = "m"
@@ -99,11 +99,13 @@ def test_null_means_the_default_for_nullable_fields() -> None:
 # ---- the capability check -----------------------------------------------------------
 
 
+def internal(**fields):
+    return chat_request(chat(**fields), "r1", MODEL)
+
+
 def test_fields_every_backend_honours_need_no_capability() -> None:
-    assert (
-        check_fields(parse_body(ChatCompletionRequest, every_standard_field(MODEL)), MODEL, [("sim-0", Capabilities())])
-        == frozenset()
-    )
+    body = parse_body(ChatCompletionRequest, every_standard_field(MODEL))
+    assert check_fields(chat_request(body, "r1", MODEL), MODEL, [("sim-0", Capabilities())]) == frozenset()
 
 
 def test_a_field_no_replica_can_honour_is_refused_naming_it_and_the_replicas() -> None:
@@ -116,35 +118,41 @@ def test_a_field_no_replica_can_honour_is_refused_naming_it_and_the_replicas() -
         ({"tools": [{"type": "custom", "custom": {"name": "sql"}}]}, "tools"),
     ]:
         with pytest.raises(APIError) as info:
-            check_fields(chat(**fields), MODEL, replicas)
+            check_fields(internal(**fields), MODEL, replicas)
         assert (info.value.status, info.value.param, info.value.code) == (400, param, "unsupported_parameter")
         assert "sim-0, sim-1" in info.value.message and "refused rather than ignored" in info.value.message
 
 
 def test_a_field_one_replica_can_honour_passes_and_names_the_capability_for_routing() -> None:
-    needed = check_fields(chat(web_search_options={}), MODEL, [("sim-0", SIM), ("openai-0", UPSTREAM)])
+    needed = check_fields(internal(web_search_options={}), MODEL, [("sim-0", SIM), ("openai-0", UPSTREAM)])
     assert needed == {"web_search"}
 
 
 def test_tools_need_a_tool_capable_replica_unless_tool_choice_is_none() -> None:
     plain = [("plain-0", Capabilities())]
     with pytest.raises(APIError) as info:
-        check_fields(chat(tools=TOOLS), MODEL, plain)
+        check_fields(internal(tools=TOOLS), MODEL, plain)
     assert info.value.param == "tools"
-    assert check_fields(chat(tools=TOOLS, tool_choice="none"), MODEL, plain) == frozenset()
+    assert check_fields(internal(tools=TOOLS, tool_choice="none"), MODEL, plain) == frozenset()
     with pytest.raises(APIError):
-        check_fields(chat(response_format={"type": "json_object"}), MODEL, plain)
+        check_fields(internal(response_format={"type": "json_object"}), MODEL, plain)
+    with pytest.raises(APIError):
+        check_fields(internal(functions=[WEATHER["function"]]), MODEL, plain)
 
 
 def test_non_standard_fields_keep_the_extras_rule() -> None:
     with pytest.raises(APIError) as info:
-        check_fields(chat(top_k=5), MODEL, [("sim-0", SIM)])
+        check_fields(internal(top_k=5), MODEL, [("sim-0", SIM)])
     assert info.value.code == "unsupported_parameter" and info.value.param == "top_k"
     assert "Unrecognized request argument supplied: top_k" in info.value.message
-    assert check_fields(chat(top_k=5), MODEL, [("vllm-0", Capabilities(extra_params=True))]) == {"extra_params"}
+    assert check_fields(internal(top_k=5), MODEL, [("vllm-0", Capabilities(extra_params=True))]) == {"extra_params"}
     legacy = parse_body(CompletionRequest, {"model": MODEL, "prompt": "x", "min_p": 0.1})
     with pytest.raises(APIError):
-        check_fields(legacy, MODEL, [("sim-0", SIM)])
+        check_fields(completion_request(legacy, "r2", MODEL), MODEL, [("sim-0", SIM)])
+
+
+def test_a_model_with_no_replica_now_is_left_to_the_router() -> None:
+    assert check_fields(internal(web_search_options={}), MODEL, []) == {"web_search"}
 
 
 # ---- translation --------------------------------------------------------------------------
