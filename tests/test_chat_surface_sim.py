@@ -177,3 +177,15 @@ def test_what_no_replica_can_honour_is_refused_naming_field_and_replicas(
 def test_models_show_the_simulated_models_context_length(client: openai.OpenAI) -> None:
     card = client.models.retrieve(MODEL)
     assert card.model_extra["context_length"] == card.model_extra["max_model_len"] == 131072
+
+
+def test_parse_with_a_strict_pydantic_tool_fills_parsed_arguments(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.parse(
+        model=MODEL,
+        messages=ASK_WEATHER,
+        tools=[openai.pydantic_function_tool(City)],
+        tool_choice="required",
+        max_tokens=80,
+    )
+    (call,) = completion.choices[0].message.tool_calls
+    assert isinstance(call.function.parsed_arguments, City)
