@@ -7,7 +7,7 @@ translates) and answer with a :class:`Completion` or a stream of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -28,6 +28,30 @@ class Sampling:
     frequency_penalty: float | None = None
     logprobs: bool = False
     top_logprobs: int | None = None
+    #: token id -> bias in [-100, 100], added to the logits before sampling
+    logit_bias: dict[int, float] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Attribution:
+    """What the client said about who a request is for. Recorded, never generation input.
+
+    ``safety_identifier`` and ``prompt_cache_key`` (else ``user``) are stable
+    per end user or per shared prefix: the plan may use them as a routing-affinity key.
+    """
+
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    #: the tier asked for; the response says which one served it
+    service_tier: str | None = None
+
+    @property
+    def affinity_key(self) -> str | None:
+        """The client's own grouping of requests that share a prompt prefix or an end user."""
+        return self.prompt_cache_key or self.safety_identifier or self.user
 
 
 @dataclass(slots=True)
@@ -35,8 +59,14 @@ class GenerationRequest:
     """One request as a backend sees it.
 
     ``model`` is the served model name of the replica (aliases already resolved).
-    ``extra`` holds fields the OpenAI schema does not define (e.g. vLLM's
-    ``top_k``); only backends with ``accepts_extra`` receive them.
+    ``tools`` are OpenAI tool objects (``function`` and ``custom``); ``tool_choice``
+    is OpenAI's (``"auto"``, ``"none"``, ``"required"``, a named tool, or
+    ``allowed_tools``), None when the client sent none. ``passthrough`` holds the
+    standard fields that no in-process engine acts on (``verbosity``,
+    ``web_search_options``, ``prediction``, ...) exactly as the client sent them, for
+    upstreams that speak OpenAI. ``extra`` holds fields the OpenAI schema does not
+    define (e.g. vLLM's ``top_k``); only backends with ``capabilities.extra_params``
+    receive them.
     """
 
     request_id: str
@@ -48,8 +78,20 @@ class GenerationRequest:
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
-    user: str | None = None
+    parallel_tool_calls: bool = True
+    reasoning_effort: str | None = None
+    attribution: Attribution = field(default_factory=Attribution)
+    passthrough: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> str | None:
+        return self.attribution.user
+
+    @property
+    def tool_calling(self) -> bool:
+        """Whether the model may call a tool (tools given and tool_choice is not "none")."""
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,7 +110,11 @@ class Usage:
 
 @dataclass(slots=True)
 class Choice:
-    """One finished choice of a non-streaming completion."""
+    """One finished choice of a non-streaming completion.
+
+    ``tool_calls`` are OpenAI tool-call objects (``id``, ``type``, ``function``
+    with ``name`` and ``arguments`` as a JSON string).
+    """
 
     index: int
     text: str
@@ -92,6 +138,9 @@ class ChoiceDelta:
 
     ``tokens`` is how many generated tokens this delta carries, when the
     backend knows it; the meter uses it to bill a stream cut short.
+    ``tool_calls`` are OpenAI's streamed tool-call deltas: the first for a call
+    carries ``index``, ``id``, ``type`` and ``function.name``; later ones carry
+    ``index`` and the next piece of ``function.arguments``.
     """
 
     index: int
@@ -117,6 +166,72 @@ class EngineStats:
     running: int | None = None
     waiting: int | None = None
     kv_cache_usage: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Capabilities:
+    """What a backend honours beyond plain text generation.
+
+    The gateway refuses (400) a request field that no replica of the model can
+    honour where ignoring it would change the answer; see ``gateway.chat_fields``.
+    """
+
+    #: function tools: ``tools``, ``tool_choice``, ``parallel_tool_calls`` (and legacy ``functions``)
+    tools: bool = False
+    #: tools of type ``custom`` (free-form or grammar-constrained text input)
+    custom_tools: bool = False
+    #: ``response_format`` ``json_object`` / ``json_schema``
+    structured_outputs: bool = False
+    #: audio output (``modalities`` with ``"audio"``, ``audio``)
+    audio_output: bool = False
+    #: ``web_search_options``
+    web_search: bool = False
+    #: ``moderation`` of input and output
+    moderation: bool = False
+    #: fields outside the OpenAI schema (``GenerationRequest.extra``)
+    extra_params: bool = False
+
+    def covers(self, needed: Iterable[str]) -> bool:
+        """Whether every named capability is here (names are this class's fields)."""
+        return all(getattr(self, name) for name in needed)
+
+    def refuse_unsupported(self, request: GenerationRequest) -> None:
+        """Raise UpstreamRejected for a request field this backend would otherwise ignore.
+
+        The gateway refuses such fields before routing when no replica has the
+        capability; this guards a replica that was chosen in a pool where another has it.
+        """
+        for capability, field_name in capabilities_used(request).items():
+            if not getattr(self, capability):
+                raise UpstreamRejected(
+                    f"'{field_name}' is not supported by this replica; it is refused rather than ignored.",
+                    param=field_name,
+                )
+
+
+def capabilities_used(request: GenerationRequest) -> dict[str, str]:
+    """The capabilities (``Capabilities`` field names) a request uses, each with the field that uses it."""
+    used: dict[str, str] = {}
+    if request.tool_calling:
+        kinds = {tool.get("type") for tool in request.tools or ()}
+        if "function" in kinds:
+            used["tools"] = "tools"
+        if "custom" in kinds:
+            used["custom_tools"] = "tools"
+    if request.response_format and request.response_format.get("type") not in (None, "text"):
+        used["structured_outputs"] = "response_format"
+    passed = request.passthrough
+    if "audio" in (passed.get("modalities") or ()):
+        used["audio_output"] = "modalities"
+    elif passed.get("audio") is not None:
+        used["audio_output"] = "audio"
+    if passed.get("web_search_options") is not None:
+        used["web_search"] = "web_search_options"
+    if passed.get("moderation") is not None:
+        used["moderation"] = "moderation"
+    if request.extra:
+        used["extra_params"] = next(iter(request.extra))
+    return used
 
 
 class BackendError(Exception):
@@ -169,8 +284,8 @@ class UpstreamRejected(BackendError):
 class Backend(Protocol):
     """A model replica the gateway can send requests to."""
 
-    #: whether unknown request fields (``GenerationRequest.extra``) are understood
-    accepts_extra: bool
+    #: what it honours beyond plain text (``extra_params``: fields outside the OpenAI schema)
+    capabilities: Capabilities
 
     async def start(self) -> None:
         """Connect / load; return when ready to serve (or raise)."""
@@ -192,3 +307,6 @@ class Backend(Protocol):
 
     def stats(self) -> EngineStats:
         """Latest engine telemetry (may be cached; never blocks)."""
+
+    def context_length(self) -> int | None:
+        """The replica's context window in tokens (prompt + output), None while unknown."""

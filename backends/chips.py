@@ -12,11 +12,10 @@ them for labels and default costs.
 from __future__ import annotations
 
 import dataclasses
-
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from collections.abc import Mapping
 
 #: the batch of the second reference point of every profile (chips.md §4)
 _REFERENCE_BATCH = 32

@@ -20,9 +20,11 @@ def profile_for(chip: str) -> ChipProfile | None:
 def build_backend(replica: ReplicaConfig, *, max_model_len: int | None = None) -> Backend:
     """Construct (not start) the backend a replica config describes.
 
-    ``max_model_len`` is the model's context window, when the config states one.
+    ``max_model_len`` is the model's context window, when the config states one; a
+    simulated replica otherwise enforces the window its model's card publishes.
     """
     if replica.backend == "simulated":
+        from backends.model_cards import card_context_length
         from backends.simulated import SimulatedBackend
 
         profile = profile_for(replica.chip)
@@ -30,7 +32,11 @@ def build_backend(replica: ReplicaConfig, *, max_model_len: int | None = None) -
             known = ", ".join(sorted(CHIPS))
             raise ValueError(f"replica {replica.id}: simulated backend needs a known chip, one of: {known}")
         return SimulatedBackend(
-            profile, replica.model, time_scale=replica.time_scale, seed=replica.seed, max_model_len=max_model_len
+            profile,
+            replica.model,
+            time_scale=replica.time_scale,
+            seed=replica.seed,
+            max_model_len=max_model_len or card_context_length(replica.model),
         )
     if replica.backend == "openai":
         from backends.openai_upstream import OpenAIUpstreamBackend

@@ -17,6 +17,7 @@ import orjson
 
 from backends.base import (
     BackendError,
+    Capabilities,
     Choice,
     ChoiceDelta,
     Completion,
@@ -39,12 +40,13 @@ from backends.vllm_metrics import parse_vllm_metrics
 
 
 def request_body(request: GenerationRequest, upstream_model: str, *, stream: bool) -> dict[str, Any]:
-    """The OpenAI JSON body for a request; only parameters that were set are sent."""
+    """The OpenAI JSON body for a request: every standard field the client set, untouched."""
     s = request.sampling
     body: dict[str, Any] = {"model": upstream_model}
     if request.kind == "chat":
         body["messages"] = request.messages
-        if s.max_tokens is not None:
+        # the client's own name for the bound (o-series models accept only max_completion_tokens)
+        if s.max_tokens is not None and "max_completion_tokens" not in request.passthrough:
             body["max_tokens"] = s.max_tokens
         if s.logprobs:
             body["logprobs"] = True
@@ -54,8 +56,12 @@ def request_body(request: GenerationRequest, upstream_model: str, *, stream: boo
             body["response_format"] = request.response_format
         if request.tools is not None:
             body["tools"] = request.tools
+            body["parallel_tool_calls"] = request.parallel_tool_calls
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
+        if request.reasoning_effort is not None:
+            body["reasoning_effort"] = request.reasoning_effort
+        body.update(request.passthrough)
     else:
         body["prompt"] = request.prompt
         body["max_tokens"] = s.max_tokens
@@ -69,14 +75,31 @@ def request_body(request: GenerationRequest, upstream_model: str, *, stream: boo
         body["n"] = s.n
     if s.stop:
         body["stop"] = list(s.stop)
-    if request.user is not None:
-        body["user"] = request.user
+    if s.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in s.logit_bias.items()}
+    attribution = request.attribution
+    for name in ("user", "safety_identifier", "prompt_cache_key", "metadata", "store", "service_tier"):
+        value = getattr(attribution, name)
+        if value is not None:
+            body[name] = value
     body.update(request.extra)
     if stream:
         body["stream"] = True
         # always ask for usage: the engine's count is what we bill
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def context_length_of(models: Any, upstream_model: str) -> int | None:
+    """The context window an upstream's ``GET /models`` reports for a model (vLLM: ``max_model_len``)."""
+    entries = models.get("data") if isinstance(models, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("id") == upstream_model:
+            for key in ("max_model_len", "context_length", "context_window"):
+                value = entry.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
+    return None
 
 
 def _usage(data: dict[str, Any] | None) -> Usage | None:
@@ -91,9 +114,21 @@ def _usage(data: dict[str, Any] | None) -> Usage | None:
 
 
 class OpenAIUpstreamBackend:
-    """A replica reached over HTTP at an OpenAI-compatible ``/v1`` URL."""
+    """A replica reached over HTTP at an OpenAI-compatible ``/v1`` URL.
 
-    accepts_extra = True
+    Every field is passed through untouched, so the upstream decides: what it cannot
+    do, it refuses itself, and its 4xx reaches the client.
+    """
+
+    capabilities = Capabilities(
+        tools=True,
+        custom_tools=True,
+        structured_outputs=True,
+        audio_output=True,
+        web_search=True,
+        moderation=True,
+        extra_params=True,
+    )
 
     def __init__(
         self,
@@ -123,6 +158,8 @@ class OpenAIUpstreamBackend:
         self._metrics_path = "/metrics"
         self._scraper: asyncio.Task[None] | None = None
         self._stats = EngineStats()
+        self._context_length: int | None = None
+        self._context_probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._pool = UpstreamPool(
@@ -135,8 +172,16 @@ class OpenAIUpstreamBackend:
             headers={k: v for k, v in self._headers.items() if k == "authorization"},
         )
         self._scraper = asyncio.create_task(self._scrape_loop(), name=f"metrics-{self.replica_id}")
+        # not awaited: an upstream that is down must not hold up the gateway's start
+        self._context_probe = asyncio.create_task(self.health(), name=f"context-{self.replica_id}")
+
+    def context_length(self) -> int | None:
+        """The upstream's context window, as its ``GET /models`` reported it (None until it has)."""
+        return self._context_length
 
     async def close(self) -> None:
+        if self._context_probe is not None:
+            self._context_probe.cancel()
         if self._scraper is not None:
             self._scraper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -268,8 +313,14 @@ class OpenAIUpstreamBackend:
         try:
             pool = self._require_pool()
             response = await asyncio.wait_for(pool.request("GET", "/models", timeout=self._health_timeout), self._health_timeout)
-            response.close()
-            return response.status == 200
+            if response.status != 200 or self._context_length is not None:
+                response.close()
+                return response.status == 200
+            # until the context window is known, the probe reads it from the model list
+            raw = await asyncio.wait_for(response.read(), self._health_timeout)
+            with contextlib.suppress(ValueError):
+                self._context_length = context_length_of(orjson.loads(raw), self._model)
+            return True
         except (UpstreamHTTPError, TimeoutError, BackendError):
             return False
 

@@ -27,6 +27,9 @@ class EngineConfig(_Strict):
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     enable_prefix_caching: bool = True
     seed: int = 0
+    #: vLLM tool parser that reads tool calls from the output (``hermes`` reads the
+    #: documented tool-prompt format used when the chat template does not render tools)
+    tool_parser: str = "hermes"
     #: environment for the engine's processes: device visibility, thread counts, VLLM_* tuning
     #: (allow-listed in backends.engine_env)
     env: dict[str, str] = Field(default_factory=dict)

@@ -10,6 +10,7 @@ generated text with :func:`count_tokens` gives back the number of tokens generat
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 from collections import OrderedDict
@@ -24,7 +25,7 @@ _TOKEN = re.compile(
 )
 
 #: the generator's vocabulary: words of at most six letters, so each is one token
-_WORDS = (
+WORDS = (
     "the", "a", "model", "token", "chip", "router", "node", "batch", "cache", "vector",
     "of", "to", "and", "in", "is", "runs", "serves", "fast", "cheap", "memory",
     "queue", "step", "prompt", "answer", "engine", "kernel", "tensor", "layer", "weight", "graph",
@@ -44,12 +45,21 @@ def count_tokens(text: str) -> int:
     return sum(1 for _ in _TOKEN.finditer(text))
 
 
-def render_chat(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Render chat messages with a ChatML-like template, ending with the assistant's turn."""
+def render_chat(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """Render chat messages with a ChatML-like template, ending with the assistant's turn.
+
+    Tools (as a system turn) and earlier tool calls are rendered as JSON, so they
+    count as prompt tokens the way a real template makes them count.
+    """
     parts = []
+    if tools:
+        parts.append(f"<|im_start|>system\n{json.dumps(list(tools), sort_keys=True)}<|im_end|>\n")
     for message in messages:
         role = str(message.get("role", "user"))
-        parts.append(f"<|im_start|>{role}\n{_content_text(message.get('content'))}<|im_end|>\n")
+        text = _content_text(message.get("content"))
+        if message.get("tool_calls"):
+            text += json.dumps(message["tool_calls"], sort_keys=True)
+        parts.append(f"<|im_start|>{role}\n{text}<|im_end|>\n")
     parts.append("<|im_start|>assistant\n")
     return "".join(parts)
 
@@ -87,18 +97,23 @@ def draft_tokens(rng: random.Random, count: int) -> list[str]:
         if i > 0 and tokens[-1] not in _PUNCTUATION and rng.random() < 0.12:
             tokens.append(rng.choice(_PUNCTUATION))
         else:
-            word = rng.choice(_WORDS)
+            word = rng.choice(WORDS)
             tokens.append(word if i == 0 else " " + word)
     return tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Drafted:
-    """What one choice will emit: one text delta per generated token, and why it ends."""
+    """What one choice will emit: one text delta per generated token, and why it ends.
+
+    ``tool_deltas``, when set, has one entry per token: the OpenAI tool-call deltas
+    that token carries (the token then has no text).
+    """
 
     tokens: tuple[str, ...]
     deltas: tuple[str, ...]
     finish_reason: str
+    tool_deltas: tuple[tuple[dict[str, Any], ...], ...] | None = None
 
     @property
     def text(self) -> str:
@@ -113,7 +128,12 @@ def draft_choice(rng: random.Random, *, max_tokens: int, stop: Sequence[str] | s
     the token that completed it still counts as generated.
     """
     natural = natural_length(rng)
-    tokens = draft_tokens(rng, min(natural, max_tokens))
+    return cap_and_stop(draft_tokens(rng, min(natural, max_tokens)), natural=natural, max_tokens=max_tokens, stop=stop)
+
+
+def cap_and_stop(tokens: Sequence[str], *, natural: int, max_tokens: int, stop: Sequence[str] | str) -> Drafted:
+    """``tokens`` (what the double would say, ``natural`` of them) cut at ``max_tokens`` and the first stop."""
+    tokens = list(tokens[:max_tokens])
     finish = "length" if max_tokens < natural else "stop"
     offsets = [0]
     for token in tokens:
@@ -152,7 +172,7 @@ def fake_logprobs(rng: random.Random, token: str, top: int) -> tuple[float, list
     chosen = -round(rng.uniform(0.001, 2.0), 4)
     alternatives = [(token, chosen)]
     last = chosen
-    for word in rng.sample(_WORDS, k=min(max(top - 1, 0), len(_WORDS))):
+    for word in rng.sample(WORDS, k=min(max(top - 1, 0), len(WORDS))):
         last = round(last - rng.uniform(0.05, 1.5), 4)
         alternatives.append((" " + word, last))
     return chosen, alternatives[: max(top, 0)]

@@ -6,7 +6,9 @@ scheduler task per backend runs steps; each step every running sequence (at most
 profile's decode step time for that batch plus the prefill of the prompts admitted
 in it (a chunked-prefill simplification). A sequence's first token arrives at the
 end of the step it joined, so TTFT and TPOT under load come out of the batching.
-Text is deterministic nonsense from :mod:`backends.sim_text`; usage is exact.
+Text is deterministic nonsense from :mod:`backends.sim_text`; tool calls and JSON
+formats are synthetic values that validate against the request's schemas
+(:mod:`backends.sim_structured`); usage is exact.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from backends.base import (
     BackendError,
+    Capabilities,
     Choice,
     ChoiceDelta,
     Completion,
@@ -34,6 +37,7 @@ from backends.base import (
     Usage,
 )
 from backends.chips import ChipProfile
+from backends.sim_structured import draft_structured, merge_tool_deltas
 from backends.sim_text import (
     Drafted,
     PrefixCache,
@@ -92,12 +96,14 @@ class _Sequence:
         text = self.draft.deltas[i]
         logprobs = self._logprobs(self.draft.tokens[i]) if self.top_logprobs is not None else None
         self.text_offset += len(text)
+        tool_calls = self.draft.tool_deltas[i] if self.draft.tool_deltas is not None else None
         return ChoiceDelta(
             index=self.index,
             text=text,
             finish_reason=self.draft.finish_reason if last else None,
             tokens=1,
             logprobs=logprobs,
+            tool_calls=list(tool_calls) if tool_calls else None,
         )
 
     @property
@@ -116,14 +122,17 @@ class SimulatedBackend:
 
     Waits for real (``sleep``, ``asyncio.sleep`` by default, times multiplied by
     ``time_scale``), batches like vLLM, answers deterministic filler text with exact
-    usage. Options: ``max_model_len`` (reject / cap like vLLM), ``prefix_caching``
+    usage; tool calls and JSON formats get schema-valid synthetic values, never prose.
+    Options: ``max_model_len`` (the context window: reject / cap like vLLM), ``prefix_caching``
     (report ``cached_tokens`` and skip their prefill), ``jitter`` (+-fraction per step,
     seeded). Faults are injected with :meth:`kill`, :meth:`revive` and :meth:`fail_next`.
     """
 
     #: this backend is a test double; reports and /admin must say so
     simulated = True
-    accepts_extra = False
+    #: it stands in for a vLLM replica with tool parsing and structured outputs; vLLM's
+    #: extras (top_k, ...) are refused, since the double could not honour them
+    capabilities = Capabilities(tools=True, structured_outputs=True)
 
     def __init__(
         self,
@@ -202,6 +211,10 @@ class SimulatedBackend:
         """True while started, not killed, and the scheduler is alive."""
         return self._serving()
 
+    def context_length(self) -> int | None:
+        """The context window it enforces (``max_model_len``), None when unbounded."""
+        return self.max_model_len
+
     def stats(self) -> EngineStats:
         """Running and waiting sequences, and KV tokens held / capacity."""
         held = sum(s.kv_tokens for s in self._running)
@@ -240,11 +253,13 @@ class SimulatedBackend:
         texts: dict[int, list[str]] = {}
         finish: dict[int, str | None] = {}
         logprobs: dict[int, list[Any]] = {}
+        calls: dict[int, list[dict[str, Any]]] = {}
         usage = Usage()
         async with contextlib.aclosing(self.stream(request)) as chunks:
             async for chunk in chunks:
                 for delta in chunk.deltas:
                     texts.setdefault(delta.index, []).append(delta.text)
+                    calls.setdefault(delta.index, []).extend(delta.tool_calls or ())
                     if delta.finish_reason is not None:
                         finish[delta.index] = delta.finish_reason
                     if delta.logprobs is not None:
@@ -257,6 +272,7 @@ class SimulatedBackend:
                 text="".join(texts[i]),
                 finish_reason=finish.get(i),
                 logprobs=merge_logprobs(logprobs[i]) if i in logprobs else None,
+                tool_calls=merge_tool_deltas(calls[i]) if calls.get(i) else None,
             )
             for i in sorted(texts)
         ]
@@ -294,6 +310,7 @@ class SimulatedBackend:
             raise ReplicaUnavailable(f"simulated replica ({self.profile.name}) is {state}")
         if self._faults:
             raise self._faults.popleft()
+        self.capabilities.refuse_unsupported(request)
         prompt_text, tokens = self._prompt(request)
         prompt_tokens = len(tokens)
         sampling = request.sampling
@@ -318,7 +335,8 @@ class SimulatedBackend:
         run = _Run(kind=request.kind, prompt_tokens=prompt_tokens, cached_tokens=cached)
         for index in range(sampling.n):
             rng = seeded_rng(self.seed, sampling.seed, prompt_text, index)
-            draft = draft_choice(rng, max_tokens=cap, stop=sampling.stop)
+            structured = draft_structured(request, rng, max_tokens=cap)
+            draft = structured or draft_choice(rng, max_tokens=cap, stop=sampling.stop)
             run.sequences.append(
                 _Sequence(
                     run=run,
@@ -347,7 +365,7 @@ class SimulatedBackend:
         if request.kind == "chat":
             if not request.messages:
                 raise UpstreamRejected("messages must not be empty", param="messages")
-            text = render_chat(request.messages)
+            text = render_chat(request.messages, request.tools)
             return text, tokenize(text)
         if request.prompt is None:
             raise UpstreamRejected("prompt is required", param="prompt")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from backends.base import (
     BackendError,
+    Capabilities,
     Choice,
     ChoiceDelta,
     Completion,
@@ -38,9 +40,13 @@ from backends.vllm_sampling import (
     plan_sampling,
 )
 from backends.vllm_supervisor import EngineSupervisor, EngineTelemetry, RestartBackoff
+from backends.vllm_tools import render_chat, template_renders_tools
 
 if TYPE_CHECKING:
     from backends.settings import EngineConfig
+    from backends.vllm_tool_calls import ToolCalling, ToolCallSession
+
+log = logging.getLogger(__name__)
 
 #: prompts longer than this (characters) are tokenized off the event loop
 _INLINE_TOKENIZE_CHARS = 16_384
@@ -49,12 +55,13 @@ _FINISH_REASONS = {"stop": "stop", "length": "length"}
 
 @dataclass(slots=True)
 class _Prepared:
-    """A request turned into engine input: token ids, sampling plan, echo text."""
+    """A request turned into engine input: token ids, sampling plan, echo text, tool calling."""
 
     token_ids: list[int]
     plan: SamplingPlan
     kind: str
     echo_text: str = ""
+    tools: ToolCallSession | None = None
 
 
 class VllmEngineBackend:
@@ -69,10 +76,12 @@ class VllmEngineBackend:
     ``env`` applies to the engine's construction and to its processes.
 
     Usage is the engine's own count: prompt tokens of the templated prompt,
-    generated token ids over all choices, prefix-cache hits as ``cached_tokens``.
+    generated token ids over all choices (tool-call tokens included), prefix-cache
+    hits as ``cached_tokens``. Tool calling: :mod:`backends.vllm_tools` (prompt) and
+    :mod:`backends.vllm_tool_calls` (vLLM's parser ``engine.tool_parser``, guided decoding).
     """
 
-    accepts_extra = True
+    capabilities = Capabilities(tools=True, structured_outputs=True, extra_params=True)
 
     def __init__(self, replica_id: str, served_model: str, engine: EngineConfig, *, model_path: str) -> None:
         self.replica_id = replica_id
@@ -90,6 +99,11 @@ class VllmEngineBackend:
         self._vllm: Any = None  # the vllm names this backend uses, bound in start()
         self._open: dict[str, int] = {}  # engine request id -> sequences, while open
         self._aborts: set[asyncio.Task[Any]] = set()
+        self._context_length: int | None = None  # the engine's max_model_len, once one was built
+        # tool calling, set up with each engine (off the event loop: vLLM's parser modules take seconds to import)
+        self._tool_calling: ToolCalling | None = None
+        self._tool_calling_error = "the engine is not built yet"
+        self._template_renders_tools = False
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -117,6 +131,10 @@ class VllmEngineBackend:
         if not self._open:
             return EngineStats(running=0, waiting=0, kv_cache_usage=0.0)
         return self._telemetry.snapshot()
+
+    def context_length(self) -> int | None:
+        """The engine's context window (its ``max_model_len``), None until an engine was built."""
+        return self._context_length
 
     def engine_pid(self) -> int | None:
         """PID of the engine-core process (None while no engine runs)."""
@@ -165,7 +183,27 @@ class VllmEngineBackend:
         if cfg.gpu_memory_utilization is not None:
             args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         with _environment(cfg.env):
-            return AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[self._telemetry.logger_factory()])
+            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[self._telemetry.logger_factory()])
+        self._context_length = engine.model_config.max_model_len
+        self._set_up_tool_calling(engine)
+        return engine
+
+    def _set_up_tool_calling(self, engine: Any) -> None:
+        """Probe the chat template and build the tool parser (blocking; in the build thread).
+
+        A parser that cannot be built leaves the engine serving everything but tools
+        (and the built engine is never leaked by a failure here).
+        """
+        from backends.vllm_tool_calls import ToolCalling
+
+        try:
+            tokenizer = engine.get_tokenizer()
+            self._template_renders_tools = template_renders_tools(tokenizer)
+            self._tool_calling = ToolCalling(self.engine_config.tool_parser, tokenizer, engine.model_config)
+        except Exception as exc:  # noqa: BLE001 - a misconfigured parser must not take the replica down
+            self._tool_calling = None
+            self._tool_calling_error = f"tool parser {self.engine_config.tool_parser!r} is unusable: {exc}"
+            log.error("replica %s: %s", self.replica_id, self._tool_calling_error)
 
     def _fail_in_flight(self, engine: Any) -> None:
         # vLLM wakes its requests itself when the core dies; doing it here too
@@ -187,6 +225,7 @@ class VllmEngineBackend:
         finally:
             run.close()
         top = prepared.plan.top_logprobs
+        tools = prepared.tools
         choices = []
         for o in sorted(out.outputs, key=lambda o: o.index):
             logprobs = None
@@ -196,7 +235,12 @@ class VllmEngineBackend:
                     if prepared.kind == "chat"
                     else completion_logprobs(o.token_ids, o.logprobs, top, 0)
                 )
-            choices.append(Choice(o.index, prepared.echo_text + o.text, self._finish(o.finish_reason), logprobs))
+            finish = self._finish(o.finish_reason)
+            if tools is None:
+                choices.append(Choice(o.index, prepared.echo_text + o.text, finish, logprobs))
+                continue
+            content, calls = tools.parse(o.index, o.text, o.token_ids)
+            choices.append(Choice(o.index, content, tools.finish_reason(o.index, finish), logprobs, calls))
         return Completion(choices=choices, usage=self._usage(out, prepared, sum(len(o.token_ids) for o in out.outputs)))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
@@ -208,6 +252,7 @@ class VllmEngineBackend:
         run = await self._submit(engine, request, prepared, stream=True)
         n = prepared.plan.params["n"]
         top = prepared.plan.top_logprobs
+        tools = prepared.tools
         generated = [0] * n
         offsets = [len(prepared.echo_text)] * n
         try:
@@ -227,7 +272,15 @@ class VllmEngineBackend:
                             else completion_logprobs(o.token_ids, o.logprobs, top, offsets[o.index])
                         )
                     offsets[o.index] += len(o.text)
-                    deltas.append(ChoiceDelta(o.index, o.text, self._finish(o.finish_reason), count, logprobs))
+                    finish = self._finish(o.finish_reason)
+                    if tools is None:
+                        deltas.append(ChoiceDelta(o.index, o.text, finish, count, logprobs))
+                        continue
+                    text, calls = tools.delta(
+                        o.index, o.text, o.token_ids, prepared.token_ids, finished=finish is not None
+                    )
+                    finish = tools.finish_reason(o.index, finish)
+                    deltas.append(ChoiceDelta(o.index, text, finish, count, logprobs, calls))
                 if out.finished:
                     yield StreamChunk(deltas, usage=self._usage(out, prepared, sum(generated)))
                     return
@@ -236,18 +289,26 @@ class VllmEngineBackend:
             run.close()
 
     async def _prepare(self, request: GenerationRequest) -> tuple[Any, _Prepared]:
+        self.capabilities.refuse_unsupported(request)
         engine = self._supervisor.current()
         tokenizer = engine.get_tokenizer()
         max_len = engine.model_config.max_model_len
         echo_text = ""
+        tools: ToolCallSession | None = None
         if request.kind == "chat":
             if not request.messages:
                 raise UpstreamRejected("'messages' must contain at least one message.", param="messages")
             messages = chat_messages(request.messages)
-            try:
-                text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            except Exception as exc:  # noqa: BLE001 - jinja raises its own errors for malformed conversations
-                raise UpstreamRejected(f"The chat template rejected these messages: {exc}", param="messages") from None
+            if request.tool_calling:
+                tools = self._tools().session(request)
+            text = render_chat(
+                tokenizer,
+                messages,
+                tools.tools if tools is not None else None,
+                native=self._template_renders_tools,
+                # templates of reasoning models read it (gpt-oss); the others ignore it
+                template_kwargs={"reasoning_effort": request.reasoning_effort} if request.reasoning_effort else None,
+            )
             ids = await _encode(tokenizer, text, add_special_tokens=False)
             param = "messages"
         else:
@@ -268,9 +329,19 @@ class VllmEngineBackend:
         if len(ids) >= max_len:
             raise context_overflow(len(ids), max_len, param=param)
         plan = plan_sampling(request, prompt_tokens=len(ids), max_model_len=max_len)
+        if tools is not None:
+            plan.structured = tools.structured or plan.structured
+            plan.params["skip_special_tokens"] = tools.skip_special_tokens
         if plan.echo and not echo_text:
             echo_text = tokenizer.decode(ids)
-        return engine, _Prepared(ids, plan, request.kind, echo_text if plan.echo else "")
+        return engine, _Prepared(ids, plan, request.kind, echo_text if plan.echo else "", tools)
+
+    def _tools(self) -> ToolCalling:
+        """The engine's tool parser (``engine.tool_parser``)."""
+        if self._tool_calling is None:
+            # the operator's problem, not the client's: another replica may serve the request
+            raise BackendError(f"replica {self.replica_id}: {self._tool_calling_error}")
+        return self._tool_calling
 
     async def _submit(self, engine: Any, request: GenerationRequest, prepared: _Prepared, *, stream: bool) -> _Run:
         v = self._vllm

@@ -20,7 +20,9 @@ from billing.keys import ApiKey
 from billing.tokens import PromptTokens, TokenAccounting
 from gateway import errors
 from gateway.catalog import ModelCatalog
+from gateway.chat_fields import check_fields
 from gateway.config import ModelConfig
+from gateway.context_window import model_context_length
 from gateway.prompt_text import prefix_key, prompt_text
 from routing.preferences import InvalidPreference, parse_preference
 from routing.registry import ReplicaRegistry
@@ -98,17 +100,19 @@ class Planner:
         """``translate(request_id, model_name)`` builds the internal request from the surface's body."""
         config, preference = self._resolve(model, routing, key)
         request = translate(self._ids.new(), config.name)
-        if request.extra:
-            self._check_extras(config, request)
+        replicas = self._registry.for_model(config.name)
+        needs = check_fields(request, config.name, [(r.id, r.backend.capabilities) for r in replicas])
         prompt = await self._accounting.prompt(config.name, prompt_text(request))
-        max_output = self._output_reserve(request, config, prompt.estimate)
+        window = model_context_length(config.max_model_len, (r.backend for r in replicas))
+        max_output = _output_reserve(request, window, prompt.estimate)
         route = RouteRequest(
             model=config.name,
             prompt_tokens=prompt.estimate,
             max_tokens=max_output,
             n=request.sampling.n,
-            prefix_key=prefix_key(request),
+            prefix_key=request.attribution.affinity_key or prefix_key(request),
             preference=preference,
+            needs=needs,
         )
         return RequestPlan(surface, config, request, prompt, max_output, route, stream, include_usage)
 
@@ -124,25 +128,14 @@ class Planner:
             raise errors.model_not_allowed(requested)
         return model, preference
 
-    def _check_extras(self, model: ModelConfig, request: GenerationRequest) -> None:
-        """Fields outside the OpenAI schema go only where a backend understands them."""
-        if not any(r.backend.accepts_extra for r in self._registry.for_model(model.name)):
-            name = next(iter(request.extra))
-            raise errors.bad_request(
-                f"Unrecognized request argument supplied: {name}. The replicas of '{model.name}' accept only "
-                "OpenAI's standard parameters.",
-                param=name,
-                code="unsupported_parameter",
-            )
 
-    @staticmethod
-    def _output_reserve(request: GenerationRequest, model: ModelConfig, prompt_tokens: int) -> int:
-        window = model.max_model_len
-        asked = request.sampling.max_tokens
-        if window is not None and prompt_tokens + (asked or 1) > window:
-            raise errors.context_length_exceeded(window, prompt_tokens, asked)
-        if asked is not None:
-            return asked
-        if window is not None:
-            return max(1, window - prompt_tokens)
-        return DEFAULT_OUTPUT_RESERVE
+def _output_reserve(request: GenerationRequest, window: int | None, prompt_tokens: int) -> int:
+    """Output tokens reserved per choice; refuses a prompt (plus the output asked for) beyond the window."""
+    asked = request.sampling.max_tokens
+    if window is not None and prompt_tokens + (asked or 1) > window:
+        raise errors.context_length_exceeded(window, prompt_tokens, asked)
+    if asked is not None:
+        return asked
+    if window is not None:
+        return max(1, window - prompt_tokens)
+    return DEFAULT_OUTPUT_RESERVE

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from backends.base import Completion, StreamChunk, Usage
 from gateway.errors import APIError
-from gateway.openai_format import DONE_FRAME, ChunkWriter, completion_body, error_frame
+from gateway.openai_format import DONE_FRAME, ChunkWriter, ResponseStyle, completion_body, error_frame
 
 
 class Renderer(Protocol):
@@ -36,10 +36,14 @@ class Renderer(Protocol):
 class OpenAIRenderer:
     """``chat.completion`` / ``text_completion`` objects and their chunk streams."""
 
-    __slots__ = ("_kind", "_response_id", "_created", "_model", "_include_usage", "_writer")
+    __slots__ = ("_kind", "_response_id", "_created", "_model", "_include_usage", "_style", "_writer")
 
-    def __init__(self, kind: str, response_id: str, created: int, model: str, *, include_usage: bool) -> None:
+    def __init__(
+        self, kind: str, response_id: str, created: int, model: str, *, include_usage: bool,
+        style: ResponseStyle | None = None,
+    ) -> None:
         self._kind = kind
+        self._style = style or ResponseStyle()
         self._response_id = response_id
         self._created = created
         self._model = model
@@ -47,18 +51,24 @@ class OpenAIRenderer:
         self._writer: ChunkWriter | None = None
 
     def body(self, completion: Completion, usage: Usage, cost_usd: Decimal) -> Any:
-        return completion_body(self._kind, self._response_id, self._created, self._model, completion, usage, cost_usd)
+        return completion_body(
+            self._kind, self._response_id, self._created, self._model, completion, usage, cost_usd, self._style
+        )
 
     def frames(self, chunk: StreamChunk) -> list[bytes]:
         if self._writer is None:
-            self._writer = ChunkWriter(self._kind, self._response_id, self._created, self._model, self._include_usage)
+            self._writer = ChunkWriter(
+                self._kind, self._response_id, self._created, self._model, self._include_usage, self._style
+            )
         return self._writer.frames(chunk)
 
     def end(self, usage: Usage, cost_usd: Decimal) -> list[bytes]:
         if not self._include_usage:
             return [DONE_FRAME]
         if self._writer is None:
-            self._writer = ChunkWriter(self._kind, self._response_id, self._created, self._model, self._include_usage)
+            self._writer = ChunkWriter(
+                self._kind, self._response_id, self._created, self._model, self._include_usage, self._style
+            )
         return [self._writer.usage_frame(usage, cost_usd), DONE_FRAME]
 
     def error(self, error: APIError) -> list[bytes]:

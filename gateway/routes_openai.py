@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from backends.base import RequestKind
 from gateway import errors
+from gateway.context_window import model_context_length
 from gateway.edge import Reply, Route, StreamReply
 from gateway.exchange import Exchange
 from gateway.plan import Caller
 from gateway.rendering import OpenAIRenderer
 from gateway.schemas import ChatCompletionRequest, CompletionRequest, parse_body
-from gateway.translate import chat_request, completion_request
+from gateway.translate import chat_request, completion_request, response_style
 
 if TYPE_CHECKING:
     from gateway.context import Gateway
@@ -45,7 +46,8 @@ def _completion_endpoint(kind: RequestKind):  # noqa: ANN202 - a handler factory
             translate=lambda request_id, model: translate(body, request_id, model),  # type: ignore[arg-type]
         )
         renderer = OpenAIRenderer(
-            kind, prefix + plan.request.request_id, int(time.time()), plan.model.name, include_usage=plan.include_usage
+            kind, prefix + plan.request.request_id, int(time.time()), plan.model.name,
+            include_usage=plan.include_usage, style=response_style(body),
         )
         return await gw.serving.answer(plan, caller(x, key), renderer)
 
@@ -70,8 +72,9 @@ def _model_card(gw: Gateway, name: str) -> dict:
         },
         "chips": sorted({r.chip for r in replicas}),
     }
-    if model.max_model_len:
-        card["max_model_len"] = model.max_model_len
+    window = model_context_length(model.max_model_len, (r.backend for r in replicas))
+    if window:
+        card["max_model_len"] = card["context_length"] = window  # vLLM's name, and OpenRouter's
     return card
 
 

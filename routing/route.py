@@ -21,3 +21,5 @@ class RouteRequest:
     n: int = 1
     prefix_key: str | None = None
     preference: RoutingPreference = field(default=NO_PREFERENCE)
+    #: backend capabilities the request needs (``backends.base.Capabilities`` field names)
+    needs: frozenset[str] = frozenset()

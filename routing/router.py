@@ -218,6 +218,9 @@ class Router:
                 )
         else:
             matching = replicas
+        if route.needs:
+            # the plan checked that some replica of the model has them
+            matching = [r for r in matching if r.backend.capabilities.covers(route.needs)]
         candidates = [r for r in matching if r.id not in tried and r.routable(now)]
         if candidates or retrying:
             return candidates

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from backends.base import GenerationRequest, Sampling
+from backends.base import Capabilities, GenerationRequest, Sampling
 from billing.keys import ApiKey
 from billing.tokens import TokenAccounting
 from gateway.catalog import ModelCatalog
@@ -33,7 +33,8 @@ def planner(accounting: TokenAccounting, *, window: int | None = None, accepts_e
         ModelConfig(name="m", aliases=["default"], price=PRICE, max_model_len=window),
         ModelConfig(name="other", price=PRICE),
     ]
-    registry = ReplicaRegistry([make_replica("r1", backend=ScriptedBackend(accepts_extra=accepts_extra))])
+    backend = ScriptedBackend(capabilities=Capabilities(extra_params=accepts_extra))
+    registry = ReplicaRegistry([make_replica("r1", backend=backend)])
     return Planner(ModelCatalog(models), registry, accounting)
 
 

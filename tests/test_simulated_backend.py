@@ -59,7 +59,7 @@ async def poll_until(condition, *, attempts: int = 10_000) -> None:
 
 async def test_backend_is_labelled_as_a_simulated_test_double(backend):
     assert backend.simulated is True
-    assert backend.accepts_extra is False
+    assert backend.capabilities.extra_params is False and backend.capabilities.tools is True
     assert "simulated" in backend.label and "nvidia-h100" in backend.label
     assert "TEST DOUBLE" in SimulatedBackend.__doc__
     assert isinstance(backend, Backend)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -91,11 +92,14 @@ def test_vllm_extras_pass_through_to_sampling_params():
         "repetition_penalty": 1.1,
         "ignore_eos": True,
         "min_tokens": 3,
-        "logit_bias": {"42": -100},
     }
     params = plan_sampling(_chat(extra=extra), prompt_tokens=1, max_model_len=100).params
     assert params["top_k"] == 20 and params["min_p"] == 0.05 and params["repetition_penalty"] == 1.1
     assert params["ignore_eos"] is True and params["min_tokens"] == 3
+
+
+def test_logit_bias_is_a_standard_sampling_parameter():
+    params = plan_sampling(_chat(Sampling(logit_bias={42: -100.0})), prompt_tokens=1, max_model_len=100).params
     assert params["logit_bias"] == {42: -100.0}
 
 
@@ -115,11 +119,6 @@ def test_extra_of_the_wrong_type_is_refused_naming_the_parameter():
     assert err.value.param == "ignore_eos"
 
 
-def test_openai_bookkeeping_fields_are_ignored_not_refused():
-    plan = plan_sampling(_chat(extra={"store": False, "metadata": {"a": "b"}}), prompt_tokens=1, max_model_len=100)
-    assert "store" not in plan.params and "metadata" not in plan.params
-
-
 def test_echo_is_a_completion_feature_and_excludes_logprobs():
     completion = GenerationRequest("r", "m", "completion", Sampling(), prompt="x", extra={"echo": True})
     assert plan_sampling(completion, prompt_tokens=1, max_model_len=10).echo is True
@@ -129,22 +128,19 @@ def test_echo_is_a_completion_feature_and_excludes_logprobs():
     assert err.value.param == "echo"
 
 
-def test_tools_are_refused_with_a_clear_message_unless_tool_choice_is_none():
-    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-    with pytest.raises(UpstreamRejected) as err:
-        plan_sampling(_chat(tools=tools), prompt_tokens=1, max_model_len=10)
-    assert err.value.param == "tools" and "not supported" in err.value.message
-    plan_sampling(_chat(tools=tools, tool_choice="none"), prompt_tokens=1, max_model_len=10)
-
-
-def test_response_format_maps_to_structured_outputs():
+def test_response_format_maps_to_a_whitespace_bounded_json_structural_tag():
     assert structured_output(None) is None
     assert structured_output({"type": "text"}) is None
-    assert structured_output({"type": "json_object"}) == {"json_object": True}
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    assert structured_output({"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}) == {
-        "json": schema
-    }
+    for response_format, expected in [
+        ({"type": "json_object"}, {"type": "object"}),
+        ({"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}, schema),
+    ]:
+        tag = json.loads(structured_output(response_format)["structural_tag"])
+        assert tag == {
+            "type": "structural_tag",
+            "format": {"type": "json_schema", "json_schema": expected, "max_whitespace_cnt": 1},
+        }
     with pytest.raises(UpstreamRejected) as err:
         structured_output({"type": "json_schema", "json_schema": {"name": "s"}})
     assert err.value.param == "response_format"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from backends.base import (
+    Capabilities,
     Choice,
     ChoiceDelta,
     Completion,
@@ -68,7 +69,7 @@ class ScriptedBackend:
     healthy: bool = True
     engine: EngineStats = field(default_factory=EngineStats)
     first_chunk_delay_s: float = 0.0
-    accepts_extra: bool = False
+    capabilities: Capabilities = field(default_factory=Capabilities)
     calls: int = 0
     closed_streams: int = 0
     health_checks: int = 0
@@ -94,6 +95,9 @@ class ScriptedBackend:
             raise AssertionError("stream outcome given to generate")
         assert isinstance(outcome, Completion)
         return outcome
+
+    def context_length(self) -> int | None:
+        return None
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         outcome = self._next()
