@@ -38,8 +38,10 @@ class LoadEstimate:
     """The observed load of one model at ``at``.
 
     ``requests_per_s`` is the mean rate over the rate window; ``peak_requests_per_s``
-    the highest rate over any peak span of the peak window; token means are None
-    until a request was seen.
+    the highest rate over any complete peak span of the peak window, less
+    ``peak_z`` Poisson standard errors (a burst, not noise); token means (None until
+    a request was seen) cover the rate window, or as much more of the window as it
+    takes to hold ``mix_min_requests``; ``requests`` is how many they cover.
     """
 
     at: float
@@ -73,31 +75,41 @@ class LoadWindow:
         width = self.bucket_s
         current = math.floor(now / width)
 
-        def rate(last: int, buckets: int, *, partial: bool) -> float:
-            first = last - buckets + 1
-            span = (now - first * width) if partial else buckets * width
-            count = sum(self.buckets[i].requests for i in range(first, last + 1) if i in self.buckets)
-            return count / span if span > 0 else 0.0
+        def count(last: int, buckets: int) -> int:
+            return sum(self.buckets[i].requests for i in range(last - buckets + 1, last + 1) if i in self.buckets)
 
         rate_buckets = max(1, round(config.rate_window_s / width))
-        requests_per_s = rate(current, rate_buckets, partial=True)
+        elapsed = now - (current - rate_buckets + 1) * width
+        requests_per_s = count(current, rate_buckets) / elapsed if elapsed > 0 else 0.0
         span_buckets = max(1, round(config.peak_span_s / width))
         peak_buckets = max(span_buckets, round(config.peak_window_s / width))
+        span = span_buckets * width
+
+        def burst(n: int) -> float:
+            # a span's rate less z Poisson standard errors: the highest of several
+            # noisy rates is otherwise a burst that never happened
+            return max(0.0, n - config.peak_z * math.sqrt(n)) / span
+
         # complete spans only, so a half-elapsed bucket never reads as a dip or a burst
         peak = max(
-            (rate(last, span_buckets, partial=False) for last in range(current - peak_buckets + span_buckets - 1, current)),
+            (burst(count(last, span_buckets)) for last in range(current - peak_buckets + span_buckets - 1, current)),
             default=0.0,
         )
+        # token means follow the mix as fast as the rate (a shift to long prompts cuts
+        # capacity at once), over more of the window only when too few requests arrived
         kept = max(1, round(config.window_s / width))
-        recent = [c for i, c in self.buckets.items() if current - kept < i <= current]
-        requests = sum(c.requests for c in recent)
+        mix = BucketCounts()
+        for age in range(kept):
+            mix += self.buckets.get(current - age, BucketCounts())
+            if age + 1 >= rate_buckets and mix.requests >= config.mix_min_requests:
+                break
         return LoadEstimate(
             at=now,
             requests_per_s=requests_per_s,
-            peak_requests_per_s=max(peak, requests_per_s),
-            prompt_tokens=sum(c.prompt_tokens for c in recent) / requests if requests else None,
-            output_tokens=sum(c.output_tokens for c in recent) / requests if requests else None,
-            requests=requests,
+            peak_requests_per_s=peak,
+            prompt_tokens=mix.prompt_tokens / mix.requests if mix.requests else None,
+            output_tokens=mix.output_tokens / mix.requests if mix.requests else None,
+            requests=mix.requests,
         )
 
 
@@ -119,9 +131,9 @@ class LoadTracker:
         buckets[index] = buckets.get(index, BucketCounts()) + BucketCounts(
             1, max(0, prompt_tokens), max(0, output_tokens)
         )
-        if len(buckets) > self._keep:
-            for old in [i for i in buckets if i <= index - self._keep]:
-                del buckets[old]
+        # buckets arrive in time order, so the stale ones are at the front
+        while buckets and (oldest := next(iter(buckets))) <= index - self._keep:
+            del buckets[oldest]
 
     def window(self, model: str) -> LoadWindow:
         """This process's raw counters for ``model`` (a copy)."""

@@ -16,8 +16,10 @@ envelope up to the slowest pool's cold start, times (1 + headroom). Then:
 3. **Start lead times** (unit commitment) - a new replica of a pool starts now
    only if the forecast at that pool's cold start (+ one tick) ahead needs it;
    otherwise the start is deferred to a later tick, when it is still in time.
-4. **Make before break** - replicas leave only when the replicas already
-   active after the change still cover today's demand.
+4. **Make before break, minimum up time** - replicas leave only when the
+   replicas already active after the change still cover today's demand, and
+   never within ``min_up_s`` of the planner starting them (a start costs a cold
+   start: a replica that leaves again at once wasted it).
 5. **Standby** - for pools whose cold start is beyond ``trusted_horizon_s``
    (longer than the forecast can be trusted), warm standby replicas absorb a
    ``standby_surge`` the faster pools cannot.
@@ -30,17 +32,19 @@ I/O, no clock of its own (``now`` is passed in), state only per model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from routing.fleet.forecast import Forecaster
 from routing.fleet.load import LoadEstimate
 from routing.fleet.plan import FleetPlan
 from routing.fleet.plan_builder import PlanBuilder, PoolView
 from routing.fleet.pools import PoolSpec, PoolStatus, TokenMix, cold_start_s, slo_capacity
-from routing.fleet.solver import MixOption, cheapest_mix
+from routing.fleet.solver import Mix, MixOption, cheapest_mix
 from routing.settings import SLO, PlannerConfig
 
 #: what "some load" means when the router reports overload with nothing running
@@ -58,6 +62,10 @@ class _ModelState:
     floors: deque[tuple[float, float]]
     mix: TokenMix | None = None
     last_bump: float | None = None
+    #: since when a cheaper swap of chips has been held back
+    swap_since: float | None = None
+    #: per pool, when the planner started each replica still within ``min_up_s``
+    starts: dict[str, deque[float]] = dataclasses.field(default_factory=dict)
 
 
 class FleetPlanner:
@@ -149,37 +157,51 @@ class FleetPlanner:
         def need(ahead_s: float) -> float:
             return forecast.envelope(ahead_s) * factor
 
+        full = sum(v.capacity.requests_per_s * v.spec.max_replicas for v in usable)
+        if full <= 0:
+            builder.demand(need(0.0), need(horizon))
+            return self._best_effort(builder, views, mix, need(horizon))
+        # demand is remembered as a share of what every pool at max gives at the mix of
+        # its time: a shift to longer prompts reads as more load, and the hysteresis holds
+        # capacity, not a request rate that a lighter mix would serve with fewer replicas
         if overloaded and (state.last_bump is None or now - state.last_bump >= cfg.interval_s):
-            running = sum(v.capacity.requests_per_s * v.status.committed for v in usable)
-            floor = max(running * (1.0 + cfg.overload_step), _SMALLEST_DEMAND)
-            state.floors.append((now, floor))
+            # above what serves now (not what is starting: that would compound on repeats)
+            serving = sum(v.capacity.requests_per_s * (v.status.active + v.status.standby) for v in usable)
+            bumped = max(serving * (1.0 + cfg.overload_step), _SMALLEST_DEMAND)
+            state.floors.append((now, bumped / full))
             state.last_bump = now
-            builder.note(f"router: no active replica meets the SLO; planning for {floor:.1f} req/s now")
-        state.history.append((now, need(horizon)))
+            builder.note(f"router: no active replica meets the SLO; planning for {bumped:.1f} req/s now")
+        state.history.append((now, need(horizon) / full))
         for window in (state.history, state.floors):
             while window and window[0][0] < now - cfg.scale_in_after_s:
                 window.popleft()
-        floor = max((v for _, v in state.floors), default=0.0)
-        target = max(floor, max(v for _, v in state.history))
+        floor = max((v for _, v in state.floors), default=0.0) * full
+        target = max(floor, max(v for _, v in state.history) * full)
         builder.demand(need(0.0), target)
 
-        if not usable:
-            return self._best_effort(builder, views, mix, target)
-        options = _options(usable)
+        for starts in state.starts.values():
+            while starts and starts[0] <= now - cfg.min_up_s:
+                starts.popleft()
+        options = _options(usable, {name: len(starts) for name, starts in state.starts.items()})
         solution = cheapest_mix(options, target)
         if solution is None:
             counts = {v.name: v.spec.max_replicas for v in usable}
             builder.infeasible(target, sum(v.capacity.requests_per_s * v.spec.max_replicas for v in usable))
         else:
+            solution = self._unless_swap_pays(state, builder, usable, options, solution, target)
             counts = {v.name: solution.counts[v.name + _KEPT] + solution.counts[v.name + _NEW] for v in usable}
             relaxed = cheapest_mix(options, max(floor, need(horizon)))
             if relaxed is not None and relaxed.cost < solution.cost:
                 peak_at, peak = max(state.history, key=lambda tv: (tv[1], tv[0]))
-                builder.held(peak, now - peak_at)
+                builder.held(peak * full, now - peak_at)
 
         active = self._start_times(usable, counts, lambda ahead: max(floor, need(ahead)))
         self._make_before_break(builder, usable, counts, active, max(floor, need(0.0)))
         standby = self._standby(usable, active, target)
+        for v in usable:
+            started = active[v.name] - v.status.committed
+            if started > 0:
+                state.starts.setdefault(v.name, deque()).extend([now] * started)
         for v in views:
             builder.pool(
                 v,
@@ -188,6 +210,44 @@ class FleetPlanner:
                 standby=standby.get(v.name, 0),
             )
         return builder.build(feasible=solution is not None)
+
+    def _unless_swap_pays(
+        self,
+        state: _ModelState,
+        builder: PlanBuilder,
+        usable: Sequence[PoolView],
+        options: list[MixOption],
+        best: Mix,
+        target: float,
+    ) -> Mix:
+        """A mix that starts replicas in one pool while stopping them in another (a
+        swap of chips) is taken at once only if it saves ``swap_saving`` over the best
+        mix that only grows or only shrinks; a smaller saving must hold for
+        ``scale_in_after_s`` first, like any scale-in: near-equal mixes flip with
+        every wobble of the token mix, and each flip pays a cold start."""
+        grows = any(best.counts[v.name + _NEW] for v in usable)
+        shrinks = any(best.counts[v.name + _KEPT] < min(v.status.committed, v.spec.max_replicas) for v in usable)
+        if not (grows and shrinks):
+            state.swap_since = None
+            return best
+        only_grow = [dataclasses.replace(o, low=o.high) if o.key.endswith(_KEPT) else o for o in options]
+        only_shrink = [dataclasses.replace(o, high=o.low) if o.key.endswith(_NEW) else o for o in options]
+        alternatives = [m for m in (cheapest_mix(only_grow, target), cheapest_mix(only_shrink, target)) if m]
+        if not alternatives:
+            return best
+        steady = min(alternatives, key=lambda m: m.cost)
+        if state.swap_since is None:
+            state.swap_since = builder.now
+        waited = builder.now - state.swap_since
+        if steady.cost > best.cost * (1.0 + self.config.swap_saving) or waited >= self.config.scale_in_after_s:
+            state.swap_since = None
+            return best
+        saving = (Decimal(steady.cost - best.cost) / 1_000_000).quantize(Decimal("0.01"))
+        builder.note(
+            f"swap of chips held {self.config.scale_in_after_s - waited:.0f} s more: it saves ${saving}/h "
+            f"(< {self.config.swap_saving:.0%} of the fleet)"
+        )
+        return steady
 
     def _start_times(
         self, usable: Sequence[PoolView], counts: Mapping[str, int], required: _Demand
@@ -204,8 +264,10 @@ class FleetPlanner:
                 q.capacity.requests_per_s * (new[q.name] if q.lead_s < v.lead_s else started[q.name]) for q in done
             )
             shortfall = required(v.lead_s) - cover
-            capacity = v.capacity.requests_per_s
-            started[v.name] = 0 if shortfall <= 1e-9 else min(new[v.name], math.ceil(shortfall / capacity - 1e-9))
+            needed = 0 if shortfall <= 1e-9 else math.ceil(shortfall / v.capacity.requests_per_s - 1e-9)
+            # a pool below its min fills it now, whatever the forecast
+            below_min = v.spec.min_replicas - v.status.committed
+            started[v.name] = min(new[v.name], max(needed, below_min))
             done.append(v)
         return {name: kept[name] + started[name] for name in kept}
 
@@ -280,13 +342,14 @@ _KEPT = "\x00kept"
 _NEW = "\x00new"
 
 
-def _options(usable: Sequence[PoolView]) -> list[MixOption]:
+def _options(usable: Sequence[PoolView], locked: Mapping[str, int]) -> list[MixOption]:
     """Two options per pool: replicas it has (their $/hour) and new ones (plus
-    their amortised cold start). Kept ones are cheaper, so the solver uses them first."""
+    their amortised cold start). Kept ones are cheaper, so the solver uses them first.
+    ``locked`` replicas per pool (started less than ``min_up_s`` ago) are kept."""
     options: list[MixOption] = []
     for v in usable:
         existing = min(v.status.committed, v.spec.max_replicas)
-        low = v.spec.min_replicas
+        low = max(v.spec.min_replicas, locked.get(v.name, 0))
         capacity = v.capacity.requests_per_s
         options.append(MixOption(v.name + _KEPT, capacity, v.cost_micros, min(low, existing), existing))
         options.append(
@@ -294,7 +357,7 @@ def _options(usable: Sequence[PoolView]) -> list[MixOption]:
                 v.name + _NEW,
                 capacity,
                 v.cost_micros + v.start_micros,
-                max(0, low - existing),
+                max(0, v.spec.min_replicas - existing),
                 max(0, v.spec.max_replicas - existing),
             )
         )
