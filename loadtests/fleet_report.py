@@ -46,8 +46,10 @@ def markdown(report: dict[str, object]) -> str:
         f"Headroom {report['headroom']:.0%} for every sized strategy. Cost: replica-seconds in every state but "
         "stopped x $/hour, per 1M output tokens; replica-hours are simulated hours.",
         "",
-        "| strategy | routing | $/1M out tok | vs offline optimum | SLO met | TTFT met | TPOT met | TPOT p99 ms "
-        "| mean $/h | replica-h by chip | starts |",
+        (
+            "| strategy | routing | $/1M out tok | vs offline optimum | SLO met | TTFT met | TPOT met | TPOT p99 ms "
+            "| mean $/h | replica-h by chip | starts |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in report["strategies"].items():  # type: ignore[union-attr]
@@ -70,8 +72,10 @@ def markdown(report: dict[str, object]) -> str:
         lines += [f"- {e}" for e in report["planner_examples"]]  # type: ignore[union-attr]
     lines += [
         "",
-        f"Machine: {report['machine']}. Command: `{report['command']}` ({report['wall_s']} s wall, "
-        f"{report['date']}). Deterministic: the same command gives the same numbers.",
+        (
+            f"Machine: {report['machine']}. Command: `{report['command']}` ({report['wall_s']} s wall, "
+            f"{report['date']}). Deterministic: the same command gives the same numbers."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from backends.chips import ChipProfile
+from loadtests.routing_sim import MODEL, ROUTE_MAX_TOKENS, SimClock, SimEngine, SimSequence, TraceRequest
 from routing.breaker import CircuitBreaker
 from routing.errors import NoReplicaAvailable
 from routing.fleet.pools import PoolSpec, PoolStatus
@@ -34,7 +35,6 @@ from routing.route import RouteRequest
 from routing.router import Router
 from routing.settings import SLO, RoutingConfig
 from routing.telemetry import ReplicaTelemetry
-from loadtests.routing_sim import MODEL, ROUTE_MAX_TOKENS, SimClock, SimEngine, SimSequence, TraceRequest
 
 #: vLLM sleep mode wakes a replica in well under a second (vLLM blog "sleep mode",
 #: 2025-10; Embedded LLM's post measured 0.1-0.4 s): one second, to be safe

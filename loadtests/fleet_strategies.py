@@ -21,13 +21,13 @@ import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 
+from loadtests.fleet_sim import FleetView, Targets
+from loadtests.fleet_workload import MinuteRate
+from loadtests.routing_sim import MODEL
 from routing.fleet import FleetPlan, FleetPlanner, LoadEstimate, LoadTracker, PoolSpec, TokenMix
 from routing.fleet.pools import slo_capacity
 from routing.fleet.solver import MixOption, cheapest_mix
 from routing.settings import SLO
-from loadtests.fleet_sim import FleetView, Targets
-from loadtests.fleet_workload import MinuteRate
-from loadtests.routing_sim import MODEL
 
 
 def cheapest_counts(

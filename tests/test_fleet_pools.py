@@ -38,15 +38,15 @@ def test_slo_capacity_is_the_efficient_point_within_the_margin_of_the_slo():
 
 
 def test_a_pool_without_a_profile_uses_its_configured_capacity():
-    spec = PoolSpec("x", "m", "external", Decimal("1"), 0, 2, 60.0, None, capacity_rps=7.5)
+    spec = PoolSpec("x", "m", "external", Decimal(1), 0, 2, 60.0, None, capacity_rps=7.5)
 
     assert slo_capacity(spec, TokenMix(1000, 200), SLO(), margin=0.8).requests_per_s == 7.5
-    assert not slo_capacity(PoolSpec("y", "m", "e", Decimal("1"), 0, 2, 6.0, None), TokenMix(1, 1), SLO(),
+    assert not slo_capacity(PoolSpec("y", "m", "e", Decimal(1), 0, 2, 6.0, None), TokenMix(1, 1), SLO(),
                             margin=0.8).usable
 
 
 def test_a_measured_cold_start_replaces_the_configured_one():
-    spec = PoolSpec("x", "m", "c", Decimal("1"), 0, 2, 60.0, None)
+    spec = PoolSpec("x", "m", "c", Decimal(1), 0, 2, 60.0, None)
 
     assert cold_start_s(spec, PoolStatus()) == 60.0
     assert cold_start_s(spec, PoolStatus(measured_cold_start_s=42.0)) == 42.0
@@ -56,4 +56,4 @@ def test_a_measured_cold_start_replaces_the_configured_one():
 
 def test_pool_bounds_are_checked():
     with pytest.raises(ValueError, match="min_replicas <= max_replicas"):
-        PoolSpec("x", "m", "c", Decimal("1"), 3, 2, 60.0, None)
+        PoolSpec("x", "m", "c", Decimal(1), 3, 2, 60.0, None)
