@@ -35,10 +35,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from routing.fleet.commitment import hold_until_replaced, standby_for, start_times
 from routing.fleet.forecast import Forecaster
 from routing.fleet.load import LoadEstimate
 from routing.fleet.plan import FleetPlan
@@ -195,9 +196,13 @@ class FleetPlanner:
                 peak_at, peak = max(state.history, key=lambda tv: (tv[1], tv[0]))
                 builder.held(peak * full, now - peak_at)
 
-        active = self._start_times(usable, counts, lambda ahead: max(floor, need(ahead)))
-        self._make_before_break(builder, usable, counts, active, max(floor, need(0.0)))
-        standby = self._standby(usable, active, target)
+        active = start_times(usable, counts, lambda ahead: max(floor, need(ahead)))
+        held = hold_until_replaced(usable, active, max(floor, need(0.0)))
+        if held:
+            builder.waiting_for_replacements(held)
+        standby = standby_for(
+            usable, active, target, trusted_horizon_s=cfg.trusted_horizon_s, surge=cfg.standby_surge
+        )
         for v in usable:
             started = active[v.name] - v.status.committed
             if started > 0:
@@ -249,71 +254,6 @@ class FleetPlanner:
         )
         return steady
 
-    def _start_times(
-        self, usable: Sequence[PoolView], counts: Mapping[str, int], required: _Demand
-    ) -> dict[str, int]:
-        """Replicas to have starting or active now: the kept ones, plus the new ones
-        whose pool's lead time has come (faster pools' new ones start later, in time)."""
-        kept = {v.name: min(v.status.committed, counts[v.name]) for v in usable}
-        new = {v.name: max(0, counts[v.name] - v.status.committed) for v in usable}
-        base = sum(v.capacity.requests_per_s * kept[v.name] for v in usable)
-        started: dict[str, int] = {}
-        done: list[PoolView] = []
-        for v in sorted(usable, key=lambda v: (v.lead_s, v.name)):
-            cover = base + sum(
-                q.capacity.requests_per_s * (new[q.name] if q.lead_s < v.lead_s else started[q.name]) for q in done
-            )
-            shortfall = required(v.lead_s) - cover
-            needed = 0 if shortfall <= 1e-9 else math.ceil(shortfall / v.capacity.requests_per_s - 1e-9)
-            # a pool below its min fills it now, whatever the forecast
-            below_min = v.spec.min_replicas - v.status.committed
-            started[v.name] = min(new[v.name], max(needed, below_min))
-            done.append(v)
-        return {name: kept[name] + started[name] for name in kept}
-
-    def _make_before_break(
-        self,
-        builder: PlanBuilder,
-        usable: Sequence[PoolView],
-        counts: Mapping[str, int],
-        active: dict[str, int],
-        demand_now: float,
-    ) -> None:
-        """Hold back removals while what stays active (not starting) misses today's demand."""
-        shrinking = [v for v in usable if active[v.name] < v.status.committed]
-        if not shrinking:
-            return
-        ready = sum(v.capacity.requests_per_s * min(v.status.active + v.status.standby, active[v.name]) for v in usable)
-        if ready >= demand_now - 1e-9:
-            return
-        for v in shrinking:
-            active[v.name] = v.status.committed
-        builder.waiting_for_replacements([v.spec.chip for v in shrinking])
-
-    def _standby(self, usable: Sequence[PoolView], active: Mapping[str, int], target: float) -> dict[str, int]:
-        """Warm replicas of slow-starting pools for a surge the fast pools cannot absorb."""
-        cfg = self.config
-        slow = [v for v in usable if v.cold_start_s > cfg.trusted_horizon_s]
-        if not slow or cfg.standby_surge <= 0:
-            return {}
-        capacity = sum(v.capacity.requests_per_s * active[v.name] for v in usable)
-        fast_room = sum(
-            v.capacity.requests_per_s * max(0, v.spec.max_replicas - active[v.name])
-            for v in usable
-            if v.cold_start_s <= cfg.trusted_horizon_s
-        )
-        left = target * (1.0 + cfg.standby_surge) - capacity - fast_room
-        if left <= 1e-9:
-            return {}
-        options = [
-            MixOption(v.name, v.capacity.requests_per_s, v.cost_micros, 0, max(0, v.spec.max_replicas - active[v.name]))
-            for v in slow
-        ]
-        solution = cheapest_mix(options, left)
-        if solution is None:
-            return {o.key: o.high for o in options}
-        return dict(solution.counts)
-
     def _best_effort(self, builder: PlanBuilder, views: Sequence[PoolView], mix: TokenMix, target: float) -> FleetPlan:
         """No pool meets the SLO at this mix: the fastest pool (the one needing the
         least relaxation of the SLO), sized at that relaxation; others at min."""
@@ -364,5 +304,3 @@ def _options(usable: Sequence[PoolView], locked: Mapping[str, int]) -> list[MixO
     return options
 
 
-#: seconds ahead -> req/s to cover by then
-_Demand = Callable[[float], float]
