@@ -9,10 +9,12 @@ envelope up to the slowest pool's cold start, times (1 + headroom). Then:
    demand (``solver.cheapest_mix``), within each pool's min/max. Running
    replicas cost their $/hour; new ones also their cold start (paid, serving
    nothing) spread over ``start_amortisation_s``, so the fleet does not churn
-   for a marginal saving.
+   for a marginal saving; a swap of chips (start here, stop there) happens at
+   once only if it saves ``swap_saving``, else after ``scale_in_after_s``.
 2. **Hysteresis** - the demand used is the highest of the last
-   ``scale_in_after_s``: the fleet shrinks only once the load has stayed below
-   for that long, and never below a pool's min.
+   ``scale_in_after_s`` (remembered as a share of all pools at max, so that a
+   shift to longer prompts counts as more load): the fleet shrinks only once
+   the load has stayed below for that long, and never below a pool's min.
 3. **Start lead times** (unit commitment) - a new replica of a pool starts now
    only if the forecast at that pool's cold start (+ one tick) ahead needs it;
    otherwise the start is deferred to a later tick, when it is still in time.
