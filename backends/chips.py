@@ -7,6 +7,22 @@ datasheet, [D] derived from the roofline formulas there, or [A] assumed; the
 comment above each profile names its sources [Rn] from that file's §6.
 The ``simulated`` backend runs these profiles; the router and the reports use
 them for labels and default costs.
+
+``cold_start_s`` is the time from starting a replica to its first served request:
+process start and imports, weights loaded from a local disk or page cache (no
+download, no image pull), engine init (memory profiling, KV cache, graph capture
+with warm compile caches). Sources, cited as [Cn] next to each profile:
+[C1] vllm-project/vllm PR #11005: ``vllm serve meta-llama/Meta-Llama-3-8B``, engine
+init 14.18 s (10 s of it graph capture) [M]; [C2] Tensorfuse, "Reducing GPU cold
+start time when using vLLM" (2025-09-01), Llama-3.1-8B-Instruct on L40S with warm
+caches: weights 18 s + dynamo 10 s + compile 13 s + graph capture 7 s + engine
+init and imports 34 s = 82 s (294 s with a model download) [M]; [C3]
+vllm-project/vllm issue #20264: with a persisted torch.compile cache, engine init
+34 s and the first answer after 59 s [M]; [C4] vllm-project/vllm-ascend issue #3045:
+engine init 52.96 s on Ascend [M]; [C5] "Breaking the Ice: Analyzing Cold Start
+Latency in vLLM" (arXiv 2606.07362): start-up is mostly CPU-bound; [C6]
+shared/ENVIRONMENT.md: this project's CPU engine starts in ~40 s, its API server
+is ready in ~50 s [M].
 """
 
 from __future__ import annotations
@@ -39,12 +55,16 @@ class ChipProfile:
     cost_per_hour: Decimal
     confidence: str
     sources: str
+    #: seconds from start to first served request (see the module docstring)
+    cold_start_s: float
 
     def __post_init__(self) -> None:
         if self.prefill_tok_s <= 0 or self.decode_ms_b1 <= 0 or self.decode_ms_b32 < self.decode_ms_b1:
             raise ValueError(f"chip {self.name!r}: need prefill > 0 and 0 < decode_ms_b1 <= decode_ms_b32")
         if self.max_batch < 1:
             raise ValueError(f"chip {self.name!r}: max_batch must be >= 1")
+        if self.cold_start_s < 0:
+            raise ValueError(f"chip {self.name!r}: cold_start_s must be >= 0")
 
     def step_time_s(self, batch: int) -> float:
         """Seconds of one decode step for ``batch`` running sequences (clamped to max_batch).
@@ -86,6 +106,7 @@ _PROFILES = (
     # [M] decode B<=10 7.2-7.56 ms, TTFT 62 ms, vLLM 0.6.0 Llama-3-8B BF16 [R3];
     # [V] 3.35 TB/s, 989 TFLOPS [R1][R2]; [D] B=32 step 9.7 ms, prefill 30.8k tok/s;
     # price $3.99/GPU-h RunPod Secure / Lambda [R5][R6][R7].
+    # cold start [D] 60 s: engine init 14 s [C1] + weights 18 s and imports/server [C2]; matches [C3]'s 59 s.
     ChipProfile(
         name="nvidia-h100",
         vendor="nvidia",
@@ -96,10 +117,12 @@ _PROFILES = (
         max_batch=256,
         cost_per_hour=Decimal("3.99"),
         confidence="measured B<=10 + derived",
-        sources="chips.md R1-R3, R5",
+        sources="chips.md R1-R3, R5; cold start C1-C3",
+        cold_start_s=60.0,
     ),
     # [M] decode 11.5 ms/token B<=10, prefill ~10.8k tok/s [R3]; [V] 2.039 TB/s,
     # 312 TFLOPS [R2][R8]; [D] B=32 step 17.6 ms; price $1.79/GPU-h RunPod Secure [R5].
+    # cold start [D] 65 s: the H100 steps [C1][C2], graph capture and weight copy a little slower [A].
     ChipProfile(
         name="nvidia-a100",
         vendor="nvidia",
@@ -110,11 +133,14 @@ _PROFILES = (
         max_batch=256,
         cost_per_hour=Decimal("1.79"),
         confidence="measured B<=10 + derived",
-        sources="chips.md R2, R3, R5, R8",
+        sources="chips.md R2, R3, R5, R8; cold start C1, C2",
+        cold_start_s=65.0,
     ),
     # [V] 300 GB/s, 121 TFLOPS [R12][R13][R1]; [D] step 76 ms B=1, 95 ms B=32 (only for
     # contexts <= 800 tokens), prefill 3.8k tok/s; KV room ~27k tokens -> batch 24 [D];
     # price $0.81/h AWS g6.xlarge [R12].
+    # cold start [D] 85 s: 82 s measured on an L40S (same Ada generation) [C2]; an L4 host has fewer
+    # cores and start-up is CPU-bound [C5].
     ChipProfile(
         name="nvidia-l4",
         vendor="nvidia",
@@ -125,10 +151,13 @@ _PROFILES = (
         max_batch=24,
         cost_per_hour=Decimal("0.81"),
         confidence="derived",
-        sources="chips.md R12-R14",
+        sources="chips.md R12-R14; cold start C2, C5",
+        cold_start_s=85.0,
     ),
     # [V] 192 GB HBM3 [R15], 5.3 TB/s [R16]; 1,307 TFLOPS [V, unverified]; [D] with
     # eta_f 0.4: step 4.5 / 6.5 ms, prefill ~30k tok/s; price $3.99/h Cirrascale [R7].
+    # cold start [A] 90 s: no public 8B figure found; the CUDA steps [C2] with slower ROCm graph
+    # capture and Triton JIT assumed.
     ChipProfile(
         name="amd-mi300x",
         vendor="amd",
@@ -139,11 +168,13 @@ _PROFILES = (
         max_batch=512,
         cost_per_hour=Decimal("3.99"),
         confidence="derived (specs partly unverified)",
-        sources="chips.md R7, R15, R16",
+        sources="chips.md R7, R15, R16; cold start C2 (assumed)",
+        cold_start_s=90.0,
     ),
     # [V] 64 GB/NPU [R17]; [M] vllm-ascend v0.7.3 ITL 22.9 ms at QPS 1 [R20], GPUStack
     # TPOT 27.6 ms under load and prefill >= 9.1k tok/s [R21]; [D] calibrated 21 / 29 ms;
     # price [A] $1.50/NPU-h placeholder (no public price found).
+    # cold start [D] 90 s: engine init 53 s on Ascend [C4] + weights and imports as [C2].
     ChipProfile(
         name="ascend-910b",
         vendor="huawei",
@@ -154,11 +185,13 @@ _PROFILES = (
         max_batch=128,
         cost_per_hour=Decimal("1.50"),
         confidence="measured-calibrated + derived; price assumed",
-        sources="chips.md R17, R20, R21",
+        sources="chips.md R17, R20, R21; cold start C2, C4",
+        cold_start_s=90.0,
     ),
     # [V] 96 GB/card [R22]; [M] vLLM-Kunlun Qwen3-8B FP16 TPOT 16 ms at conc. 1, 18 ms at
     # 10, TTFT 80 ms for 1024 tokens [R24][R25]; [D] 23 ms at B=32;
     # price [A] $1.50/card-h placeholder (no public price found).
+    # cold start [A] 90 s: no public figure found; taken as the other non-CUDA stacks.
     ChipProfile(
         name="kunlun-p800",
         vendor="kunlunxin",
@@ -169,11 +202,13 @@ _PROFILES = (
         max_batch=256,
         cost_per_hour=Decimal("1.50"),
         confidence="measured B=1,10 + derived; price assumed",
-        sources="chips.md R22, R24, R25",
+        sources="chips.md R22, R24, R25; cold start assumed",
+        cold_start_s=90.0,
     ),
     # [V] 64 GB/card [R26]; bandwidth and TFLOPS not found: [A] ~0.9 TB/s, ~190 TFLOPS
     # -> [D] 30 / 45 ms, prefill 4.7k tok/s; price [A] $1.00/card-h placeholder.
     # Lowest-confidence row: replace as soon as measured.
+    # cold start [A] 120 s: no public figure found; least mature stack, slowest assumed.
     ChipProfile(
         name="hygon-k100ai",
         vendor="hygon",
@@ -184,12 +219,15 @@ _PROFILES = (
         max_batch=128,
         cost_per_hour=Decimal("1.00"),
         confidence="assumption-based",
-        sources="chips.md R26",
+        sources="chips.md R26; cold start assumed",
+        cold_start_s=120.0,
     ),
     # Xeon 6 6900P-class socket, vLLM CPU backend [R27][R28][R29] (no [M] tables
     # retrieved); [D] from ~614 GB/s DDR5 and [A] ~15 TFLOPS AMX: 48 / 95 ms, prefill
     # ~1k tok/s; batch 32 keeps TPOT under Intel's 100 ms SLA [R27];
     # price [A] $3/h scaled from $0.033/vCPU-h [R30].
+    # cold start [D] 60 s: ~40 s engine start measured here for a 135M model [C6], plus 16 GB of
+    # weights and an 8B warm-up.
     ChipProfile(
         name="cpu-xeon-amx",
         vendor="intel",
@@ -200,13 +238,15 @@ _PROFILES = (
         max_batch=32,
         cost_per_hour=Decimal("3.00"),
         confidence="derived; price assumed",
-        sources="chips.md R27-R30",
+        sources="chips.md R27-R30; cold start C6",
+        cold_start_s=60.0,
     ),
     # NOT an 8B profile: this project's own 2-core AVX2 machine running the bundled
     # SmolLM2-135M-Instruct (fp32) on the real vLLM CPU engine. [M] ENVIRONMENT.md:
     # ~14 tok/s single (=> ~71 ms/step), ~100 tok/s at 32 concurrent (=> ~320 ms/step);
     # prefill [A] 300 tok/s guess; max_batch = the engine's default max_num_seqs (64);
     # price [A] $0.08/h. Used for labels and default cost, never simulated for routing.
+    # cold start [M] ~50 s to a ready API server, ~40 s for the engine [C6].
     ChipProfile(
         name="cpu-avx2",
         vendor="intel",
@@ -217,7 +257,8 @@ _PROFILES = (
         max_batch=64,
         cost_per_hour=Decimal("0.08"),
         confidence="measured decode (SmolLM2-135M); prefill and price assumed",
-        sources="shared/ENVIRONMENT.md (vLLM on CPU, measured)",
+        sources="shared/ENVIRONMENT.md (vLLM on CPU, measured); cold start C6",
+        cold_start_s=50.0,
     ),
 )
 

@@ -91,7 +91,9 @@ class SimClock:
 
 
 @dataclass(eq=False, slots=True)
-class _Seq:
+class SimSequence:
+    """One request inside a simulated engine (``index``: its place in the trace)."""
+
     index: int
     arrival: float
     prompt: int
@@ -107,11 +109,11 @@ class SimEngine:
 
     replica: Replica
     profile: ChipProfile
-    waiting: deque[_Seq] = field(default_factory=deque)
+    waiting: deque[SimSequence] = field(default_factory=deque)
     running: int = 0
     #: (last step index, tiebreak, sequence)
-    finishing: list[tuple[int, int, _Seq]] = field(default_factory=list)
-    admitted_now: list[_Seq] = field(default_factory=list)
+    finishing: list[tuple[int, int, SimSequence]] = field(default_factory=list)
+    admitted_now: list[SimSequence] = field(default_factory=list)
     step_index: int = -1
     stepping: bool = False
     busy_since: float | None = None
@@ -152,14 +154,14 @@ class SimEngine:
         self.batch_steps += self.running
         return now + self.profile.step_time_s(max(1, self.running)) + self.profile.prefill_time_s(prefill)
 
-    def end_step(self, now: float) -> tuple[list[_Seq], list[_Seq]]:
+    def end_step(self, now: float) -> tuple[list[SimSequence], list[SimSequence]]:
         """Close the step: returns (sequences with their first token, finished sequences)."""
         self.stepping = False
         firsts = self.admitted_now
         for seq in firsts:
             seq.first_token_at = now
         self.admitted_now = []
-        done: list[_Seq] = []
+        done: list[SimSequence] = []
         while self.finishing and self.finishing[0][0] <= self.step_index:
             _, _, seq = heapq.heappop(self.finishing)
             done.append(seq)
@@ -174,6 +176,23 @@ class SimEngine:
     @property
     def has_work(self) -> bool:
         return bool(self.running or self.waiting)
+
+    def settle_step(self, now: float, ttft_s: list[float], tpot_s: list[float]) -> int:
+        """Close the step ending at ``now``, tell the replica's telemetry (first
+        tokens, finished requests) and record their TTFT and TPOT by trace index.
+        Returns the output tokens of the requests that finished."""
+        firsts, done = self.end_step(now)
+        telemetry = self.replica.telemetry
+        for seq in firsts:
+            telemetry.first_token(seq.ticket)
+            ttft_s[seq.index] = seq.first_token_at - seq.arrival
+        tokens = 0
+        for seq in done:
+            telemetry.finish(seq.ticket, ok=True, output_tokens=seq.output)
+            if seq.output > 1:
+                tpot_s[seq.index] = (now - seq.first_token_at) / (seq.output - 1)
+            tokens += seq.output
+        return tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,16 +281,9 @@ def run_simulation(
             when, _, idx = heapq.heappop(events)
             clock.now = when
             engine = engines[idx]
-            firsts, done = engine.end_step(when)
-            telemetry = engine.replica.telemetry
-            for seq in firsts:
-                telemetry.first_token(seq.ticket)
-                ttfts[seq.index] = seq.first_token_at - seq.arrival
-            for seq in done:
-                telemetry.finish(seq.ticket, ok=True, output_tokens=seq.output)
-                if seq.output > 1:
-                    tpots[seq.index] = (when - seq.first_token_at) / (seq.output - 1)
-                tokens_by_chip[engine.replica.chip] += seq.output
+            finished = engine.settle_step(when, ttfts, tpots)
+            if finished:
+                tokens_by_chip[engine.replica.chip] += finished
             kick(engine)
             continue
         request = trace[next_arrival]
@@ -289,7 +301,7 @@ def run_simulation(
         )
         engine = engine_of[id(replica)]
         engine.waiting.append(
-            _Seq(next_arrival, request.arrival_s, request.prompt_tokens, request.output_tokens, ticket)
+            SimSequence(next_arrival, request.arrival_s, request.prompt_tokens, request.output_tokens, ticket)
         )
         kick(engine)
         next_arrival += 1
