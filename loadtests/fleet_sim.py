@@ -30,6 +30,7 @@ from routing.errors import NoReplicaAvailable
 from routing.fleet.pools import PoolSpec, PoolStatus
 from routing.policies import make_policy
 from routing.registry import ReplicaRegistry
+from routing.fleet.reconcile import Member, reconcile
 from routing.replica import Replica, ReplicaState
 from routing.route import RouteRequest
 from routing.router import Router
@@ -220,48 +221,27 @@ class FleetSimulation:
             self._reconcile(pool, *self.targets.get(pool, (0, 0)))
 
     def _reconcile(self, pool: str, active: int, standby: int) -> None:
-        members = [m for m in self.members.values() if m.pool == pool]
-
-        def side(state: ReplicaState) -> list[_Member]:
-            return [m for m in members if m.replica.state is state
-                    or (m.replica.state is ReplicaState.STARTING and m.destination is state)]
-
-        while len(side(ReplicaState.ACTIVE)) < active:
-            woken = [m for m in members if m.replica.state is ReplicaState.STANDBY]
-            if woken:  # a warm standby first: awake in about a second
-                m = woken[0]
+        """Enact the shared rule set (routing.fleet.reconcile), as the gateway's lifecycle does."""
+        members = [
+            Member(m.replica.id, m.replica.state, m.destination, m.replica.telemetry.outstanding_sequences())
+            for m in self.members.values() if m.pool == pool
+        ]
+        for action in reconcile(members, active, standby):
+            if action.kind == "start":
+                self._start(pool, action.heading)
+                continue
+            m = self.members[action.replica]  # type: ignore[index]
+            if action.kind == "wake":
                 self._set_state(m, ReplicaState.STARTING)
                 m.destination = ReplicaState.ACTIVE
                 self._push(self.clock.now + self.wake_s, 1, m)
-            else:
-                self._start(pool, ReplicaState.ACTIVE)
-                members = [m for m in self.members.values() if m.pool == pool]
-        surplus = side(ReplicaState.ACTIVE)
-        while len(surplus) > active:
-            starting = [m for m in surplus if m.replica.state is ReplicaState.STARTING]
-            if starting:
-                self._stop(starting[-1])
-            else:
-                m = min(surplus, key=lambda m: (m.replica.telemetry.outstanding_sequences(), m.replica.id))
-                if len(side(ReplicaState.STANDBY)) < standby:
-                    self._set_state(m, ReplicaState.STANDBY)
-                    m.destination = ReplicaState.STANDBY
-                else:
-                    self._retire(m)
-            members = [m for m in self.members.values() if m.pool == pool]
-            surplus = side(ReplicaState.ACTIVE)
-        while len(side(ReplicaState.STANDBY)) < standby:
-            self._start(pool, ReplicaState.STANDBY)
-            members = [m for m in self.members.values() if m.pool == pool]
-        spare = side(ReplicaState.STANDBY)
-        while len(spare) > standby:
-            m = next((m for m in spare if m.replica.state is ReplicaState.STARTING), spare[-1])
-            if m.replica.state is ReplicaState.STARTING:
+            elif action.kind == "park":
+                self._set_state(m, ReplicaState.STANDBY)
+                m.destination = ReplicaState.STANDBY
+            elif action.kind == "cancel":
                 self._stop(m)
             else:
                 self._retire(m)
-            members = [m for m in self.members.values() if m.pool == pool]
-            spare = side(ReplicaState.STANDBY)
 
     # -- the run -------------------------------------------------------------
     def run(self, trace: Sequence[TraceRequest], *, sample_s: float) -> FleetResult:
