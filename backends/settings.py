@@ -1,9 +1,9 @@
-"""Replica settings (the `replicas:` entries of the gateway config)."""
+"""Replica and pool settings (the `replicas:` and `pools:` entries of the gateway config)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -65,6 +65,8 @@ class ReplicaConfig(_Strict):
     # simulated backend
     time_scale: float = Field(default=1.0, gt=0)  # 0.01 = run 100x faster than real time
     seed: int = 0
+    #: the pool a replica registered from outside joins (``external`` actuator)
+    pool: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
     def _backend_settings(self) -> ReplicaConfig:
@@ -80,3 +82,56 @@ class ReplicaConfig(_Strict):
                 need = "cost_per_hour, or " + need
             raise ValueError(f"chip {self.chip!r} is unknown; replica {self.id!r} needs {need} ({known})")
         return self
+
+
+ActuatorKind = Literal["local", "simulated", "external", "ray"]
+_TEMPLATE_FIELDS = frozenset(ReplicaConfig.model_fields) - {"id", "model", "backend", "chip", "cost_per_hour", "pool"}
+
+
+class PoolConfig(_Strict):
+    """A pool: the replicas of one model on one chip kind, started and stopped by an actuator.
+
+    ``replica`` is the template every replica is built from (``ReplicaConfig`` fields other
+    than id, model, backend, chip and cost); ``command`` starts a local OpenAI-compatible
+    server process (``local`` actuator with ``backend: openai``; ``{port}`` and ``{model}``
+    are filled in).
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    model: str
+    chip: str = Field(min_length=1)
+    backend: BackendKind
+    actuator: ActuatorKind
+    min: int = Field(default=0, ge=0)
+    max: int = Field(default=1, ge=1, le=1024)
+    #: first estimate of a start (replaced by the measured one); default: the chip's cited figure
+    cold_start_s: float | None = Field(default=None, ge=0)
+    cost_per_hour: Decimal | None = Field(default=None, ge=0)
+    replica: dict[str, Any] = Field(default_factory=dict)
+    command: list[str] | None = None
+    #: ``ray`` actuator: the cluster address and the resources each replica's actor asks for
+    ray: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PoolConfig:
+        if self.min > self.max:
+            raise ValueError(f"pool {self.name!r}: min ({self.min}) is above max ({self.max})")
+        unknown = sorted(set(self.replica) - _TEMPLATE_FIELDS)
+        if unknown:
+            raise ValueError(f"pool {self.name!r}: unknown replica setting {unknown[0]!r}")
+        if self.actuator == "local" and self.backend == "openai" and not self.command:
+            raise ValueError(f"pool {self.name!r}: a local pool of openai replicas needs 'command' (the server to start)")
+        if self.actuator == "simulated" and self.backend != "simulated":
+            raise ValueError(f"pool {self.name!r}: the simulated actuator runs simulated replicas only")
+        self.template("template-check", url="http://127.0.0.1:1/v1")  # the template must make a valid replica
+        return self
+
+    def template(self, replica_id: str, **fields: Any) -> ReplicaConfig:
+        """The config of one replica of this pool."""
+        data = {**self.replica, **fields}
+        if self.backend != "openai":
+            data.pop("url", None)
+        return ReplicaConfig(
+            id=replica_id, model=self.model, backend=self.backend, chip=self.chip, cost_per_hour=self.cost_per_hour,
+            pool=self.name, **data,
+        )

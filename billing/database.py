@@ -18,6 +18,7 @@ import orjson
 from billing.keys import KeyStore
 from billing.ledger import GroupCommitLedger, SqlStore
 from billing.records import UsageRecord
+from billing.replica_hours import ReplicaHours
 from billing.revocations import feed_for
 from billing.tenants import TenantStore
 
@@ -39,6 +40,7 @@ class BillingDatabase:
         self.keys = KeyStore(store, clock=clock, feed=feed_for(store))
         self.tenants = TenantStore(store, clock=clock)
         self.ledger = GroupCommitLedger(store, **(ledger_options or {}))
+        self.replica_hours = ReplicaHours(store)
         #: where records that could not be written at close go, to be replayed at next open
         self.spill_path = spill_path
 

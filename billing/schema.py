@@ -92,6 +92,24 @@ _V1_APPEND_ONLY = {
 }
 
 
+# Replica-hours: what the operator pays for every replica in every state but stopped, by clock
+# hour. Each gateway writes the paid seconds it has seen for a (replica, hour); the larger
+# value wins, so several gateways watching the same replica never count it twice.
+_V2_TABLES = """
+CREATE TABLE replica_hours (
+    replica_id TEXT NOT NULL,
+    hour {bigint} NOT NULL,
+    model TEXT NOT NULL,
+    pool TEXT,
+    chip TEXT NOT NULL,
+    seconds {double} NOT NULL,
+    cost_nano_usd {bigint} NOT NULL,
+    PRIMARY KEY (replica_id, hour)
+);
+CREATE INDEX replica_hours_hour ON replica_hours (hour)
+"""
+
+
 def _split(script: str, dialect: str) -> list[str]:
     text = script.format(**_TYPES[dialect])
     return [s.strip() for s in text.split(";") if s.strip()]
@@ -101,7 +119,8 @@ def migrations(dialect: str) -> Sequence[tuple[int, list[str]]]:
     """(version, statements) in order; a database at version v runs those above v."""
     return [
         (1, _split(_V1_TABLES, dialect) + _V1_APPEND_ONLY[dialect]),
+        (2, _split(_V2_TABLES, dialect)),
     ]
 
 
-LATEST_VERSION = 1
+LATEST_VERSION = 2

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from backends.actuators import Actuator, ExternalActuator, LocalActuator, SimulatedActuator
 from billing.biller import Biller
 from billing.database import open_database
 from billing.keys import ApiKey
@@ -18,12 +18,17 @@ from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
 from gateway.context import Gateway
 from gateway.edge import Edge
+from gateway.fleet import FleetController
+from gateway.fleet_shared import SharedFleet
+from gateway.lifecycle import Lifecycle
 from gateway.metrics import GatewayMetrics
+from gateway.observers import LoadRecorder, OverloadWatch, RoutingFanout, SettlementFanout
 from gateway.plan import Planner
-from gateway.replicas import make_replica
 from gateway.routes_admin import routes as admin_routes
 from gateway.routes_openai import routes as openai_routes
 from gateway.serving import Serving
+from routing.fleet.load import LoadTracker
+from routing.fleet.planner import FleetPlanner
 from routing.health import HealthMonitor
 from routing.policies import make_policy
 from routing.registry import ReplicaRegistry
@@ -60,6 +65,22 @@ def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
     return paths
 
 
+def _actuators(config: GatewayConfig) -> dict[str, Actuator]:
+    windows = {m.name: m.max_model_len for m in config.models}
+    return {
+        "simulated": SimulatedActuator(max_model_len=windows),
+        "local": LocalActuator(max_model_len=windows),
+        "external": ExternalActuator(),
+    }
+
+
+def _shared_fleet(config: GatewayConfig) -> SharedFleet | None:
+    """Several gateways share the fleet through the limits' Redis; one alone needs nothing."""
+    if not config.pools or not config.limits.store.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    return SharedFleet.from_url(config.limits.store, ttl_s=3 * config.fleet.interval_s + 2)
+
+
 def _anonymous_key(config: GatewayConfig) -> ApiKey | None:
     if not config.server.allow_anonymous:
         return None
@@ -83,17 +104,25 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         limits = open_limit_store(config.limits.store)
         biller = Biller(db, price_book(config), limits, config.limits)
         catalog = ModelCatalog(config.models)
-        registry = ReplicaRegistry([make_replica(spec, config) for spec in config.replicas])
-        router = Router(registry, make_policy(config.routing.policy, slo=config.routing.slo), config.routing, observer=metrics)
+        registry = ReplicaRegistry()
+        lifecycle = Lifecycle(config, registry, _actuators(config), hours=db.replica_hours, observer=metrics)
+        tracker = LoadTracker(config.fleet.load)
+        fleet = FleetController(
+            config, lifecycle, FleetPlanner(config.fleet, slo=config.routing.slo), tracker, shared=_shared_fleet(config)
+        )
+        routing_observer = RoutingFanout((metrics, OverloadWatch(fleet.overloaded)))
+        policy = make_policy(config.routing.policy, slo=config.routing.slo)
+        router = Router(registry, policy, config.routing, observer=routing_observer)
         health = HealthMonitor(registry, config.routing)
         accounting = TokenAccounting(model_tokenizers(config))
         planner = Planner(catalog, registry, accounting)
-        serving = Serving(router, biller, accounting, observer=metrics)
+        serving = Serving(router, biller, accounting, observer=SettlementFanout((metrics, LoadRecorder(tracker))))
         auth = Authenticator(db.keys, admin_key=config.admin_key, anonymous=_anonymous_key(config))
     except BaseException:
         await db.close()
         raise
     metrics.watch(registry.all, lambda: db.ledger.queue_depth)
+    metrics.watch_fleet(fleet)
     return Gateway(
         config=config,
         catalog=catalog,
@@ -108,18 +137,22 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         serving=serving,
         accounting=accounting,
         metrics=metrics,
+        lifecycle=lifecycle,
+        fleet=fleet,
         started_at=int(time.time()),
     )
 
 
 async def start(gw: Gateway) -> None:
-    await asyncio.gather(*(gw.start_replica(r) for r in gw.registry.all()))
+    await gw.lifecycle.start_static()
     await gw.health.start()
+    await gw.fleet.start()
 
 
 async def stop(gw: Gateway) -> None:
+    await gw.fleet.stop()
     await gw.health.stop()
-    await asyncio.gather(*(r.backend.close() for r in gw.registry.all()), return_exceptions=True)
+    await gw.lifecycle.close()
     await gw.biller.close()
     await gw.limits.close()
     await gw.db.close()

@@ -17,12 +17,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from backends.settings import BackendKind, EngineConfig, ReplicaConfig
+from backends.settings import BackendKind, EngineConfig, PoolConfig, ReplicaConfig
 from backends.url_policy import UrlPolicy
 from billing.settings import LimitsConfig, Price, RateLimit
-from routing.settings import SLO, RoutingConfig
+from routing.settings import SLO, PlannerConfig, RoutingConfig
 
 __all__ = [
+    "PoolConfig",
     "SLO",
     "AdminConfig",
     "BackendKind",
@@ -125,7 +126,11 @@ def _check_upstream_key_env(name: str) -> None:
 class GatewayConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig]
-    replicas: list[ReplicaConfig]
+    #: replicas that always run (a pool of fixed size each)
+    replicas: list[ReplicaConfig] = Field(default_factory=list)
+    #: replicas started and stopped by the fleet planner through each pool's actuator
+    pools: list[PoolConfig] = Field(default_factory=list)
+    fleet: PlannerConfig = Field(default_factory=PlannerConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     ledger: str = "sqlite:///maas-data/maas.db"
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -162,6 +167,15 @@ class GatewayConfig(_Strict):
                     _check_upstream_key_env(replica.api_key_env)
                 except ValueError as exc:
                     raise ValueError(f"replicas.{i}.api_key_env: {exc}") from None
+        pools: set[str] = set()
+        for i, pool in enumerate(self.pools):
+            if pool.name in pools:
+                raise ValueError(f"pools.{i}.name: duplicate pool name {pool.name!r}")
+            pools.add(pool.name)
+            if pool.model not in {m.name for m in self.models}:
+                raise ValueError(f"pools.{i}.model: {pool.model!r} is not a model name in 'models'")
+        if not self.replicas and not self.pools:
+            raise ValueError("replicas: configure at least one replica or pool")
         return self
 
     def upstream_key_envs(self) -> set[str]:

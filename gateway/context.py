@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from billing.biller import Biller
@@ -11,17 +10,15 @@ from billing.limits import LimitStore
 from billing.tokens import TokenAccounting
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
-from gateway.config import GatewayConfig, ReplicaConfig
+from gateway.config import GatewayConfig
+from gateway.fleet import FleetController
+from gateway.lifecycle import Lifecycle
 from gateway.metrics import GatewayMetrics
 from gateway.plan import Planner
-from gateway.replicas import make_replica
 from gateway.serving import Serving
 from routing.health import HealthMonitor
 from routing.registry import ReplicaRegistry
-from routing.replica import Replica
 from routing.router import Router
-
-log = logging.getLogger("maas.app")
 
 
 @dataclass
@@ -41,17 +38,8 @@ class Gateway:
     serving: Serving
     accounting: TokenAccounting
     metrics: GatewayMetrics
+    lifecycle: Lifecycle
+    fleet: FleetController
     started_at: int
-
-    def build_replica(self, spec: ReplicaConfig) -> Replica:
-        return make_replica(spec, self.config)
-
-    async def start_replica(self, replica: Replica) -> None:
-        try:
-            await replica.backend.start()
-        except Exception as exc:  # noqa: BLE001 - a replica that fails to start is down, not fatal
-            log.error("replica %s failed to start: %s", replica.id, exc)
-            for _ in range(replica.breaker.failure_threshold):
-                replica.breaker.record_failure()
 
 

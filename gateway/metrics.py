@@ -90,6 +90,40 @@ class _LiveGauges(Collector):
         yield from (in_flight, healthy, circuit, simulated, depth)
 
 
+class _FleetGauges(Collector):
+    """Desired and running replicas per pool, and what the fleet costs per hour, at scrape time."""
+
+    def __init__(self, fleet: Any) -> None:
+        self._fleet = fleet
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        view = self._fleet.snapshot()
+        pool_labels = ["model", "pool", "chip"]
+        desired = GaugeMetricFamily(
+            "maas_fleet_desired_replicas", "Replicas the plan wants per pool (active + starting; KEDA scales to it)",
+            labels=pool_labels,
+        )
+        standby = GaugeMetricFamily("maas_fleet_desired_standby_replicas", "Warm standby the plan wants", labels=pool_labels)
+        running = GaugeMetricFamily(
+            "maas_fleet_running_replicas", "Replicas per pool by state", labels=[*pool_labels, "state"]
+        )
+        for model in view["models"] or ():
+            for pool in model.get("pools", ()):
+                values = [model["model"], pool["pool"], pool["chip"]]
+                if pool.get("desired") is not None:
+                    desired.add_metric(values, pool["desired"])
+                    standby.add_metric(values, pool.get("desired_standby") or 0)
+                for state, count in pool["replicas"].items():
+                    running.add_metric([*values, state], count)
+        cost = GaugeMetricFamily("maas_fleet_cost_per_hour_usd", "What the running replicas cost per hour now")
+        cost.add_metric([], float(view["cost_per_hour_now"]))
+        all_on = GaugeMetricFamily("maas_fleet_cost_per_hour_all_on_usd", "What every pool at its max would cost per hour")
+        all_on.add_metric([], float(view["cost_per_hour_all_on"]))
+        leader = GaugeMetricFamily("maas_fleet_leader", "1 if this gateway plans and actuates the fleet")
+        leader.add_metric([], 1 if view["leader"] else 0)
+        yield from (desired, standby, running, cost, all_on, leader)
+
+
 class GatewayMetrics:
     """The gateway's counters and histograms, registered in their own registry."""
 
@@ -136,6 +170,17 @@ class GatewayMetrics:
         )
         self.failovers = _Counter("maas_routing_failovers", "Attempts that failed and were retried elsewhere", ["replica", "code"], registry=r)
         self.rate_limited = _Counter("maas_rate_limited", "Requests refused by limits", ["kind"], registry=r)
+        self.unserved_requests = _Counter(
+            "maas_routing_unserved", "Requests no replica could take (the fleet is told to grow)", ["model"], registry=r
+        )
+        self.scale_events = _Counter(
+            "maas_fleet_scale_events", "Replica lifecycle changes by pool: start, wake, park, cancel, retire, registered",
+            ["pool", "chip", "event", "reason"], registry=r,
+        )
+        self.cold_starts = _Histogram(
+            "maas_fleet_cold_start_seconds", "Time from starting a replica to serving", ["pool", "chip"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 90, 120, 180, 300, 600), registry=r,
+        )
         self.ledger_flush = _Histogram(
             "maas_ledger_flush_seconds", "Duration of one ledger group commit", buckets=_FLUSH_BUCKETS, registry=r
         )
@@ -145,6 +190,17 @@ class GatewayMetrics:
 
     def watch(self, replicas: Callable[[], Iterable[Any]], ledger_depth: Callable[[], int]) -> None:
         self.registry.register(_LiveGauges(replicas, ledger_depth))
+
+    def watch_fleet(self, fleet: Any) -> None:
+        """Fleet gauges read at scrape time from the fleet controller's view."""
+        self.registry.register(_FleetGauges(fleet))
+
+    # LifecycleObserver
+    def scaled(self, pool: str, chip: str, event: str, reason: str) -> None:
+        self.scale_events.labels(pool, chip, event, reason).inc()
+
+    def cold_start(self, pool: str, chip: str, seconds: float) -> None:
+        self.cold_starts.labels(pool, chip).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -168,6 +224,9 @@ class GatewayMetrics:
 
     def attempt_failed(self, replica: Any, error: Any) -> None:
         self.failovers.labels(replica.id, getattr(error, "code", "error")).inc()
+
+    def unserved(self, model: str) -> None:
+        self.unserved_requests.labels(model).inc()
 
     # ledger flush hook
     def ledger_flushed(self, rows: int, seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backends.base import Backend
 from backends.factory import build_backend, profile_for
 from gateway.config import GatewayConfig, ReplicaConfig
 from routing.breaker import CircuitBreaker
@@ -9,8 +10,9 @@ from routing.replica import Replica
 from routing.telemetry import ReplicaTelemetry
 
 
-def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
-    """A routable replica (backend constructed, not started) from its config."""
+def make_replica(spec: ReplicaConfig, config: GatewayConfig, *, backend: Backend | None = None) -> Replica:
+    """A routable replica (backend constructed, not started) from its config; ``backend`` when
+    an actuator built it already."""
     profile = profile_for(spec.chip)
     if profile is not None and spec.backend == "simulated":
         # the router predicts what the double will really do: its timings run time_scale as long
@@ -26,7 +28,7 @@ def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
         spec.model,
         spec.chip,
         cost,
-        build_backend(spec, max_model_len=model.max_model_len if model else None),
+        backend if backend is not None else build_backend(spec, max_model_len=model.max_model_len if model else None),
         profile=profile,
         simulated=spec.backend == "simulated",
         telemetry=ReplicaTelemetry(alpha=config.routing.ewma_alpha),

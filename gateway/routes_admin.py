@@ -97,34 +97,35 @@ async def register_replica(x: Exchange, gw: Gateway) -> Reply:
         raise errors.model_not_found(spec.model)
     await vet_registration(spec, gw.config)
     try:
-        replica = gw.build_replica(spec)
+        replica = await gw.lifecycle.register(spec)
     except ValueError as exc:
-        raise errors.bad_request(str(exc), param="chip") from None
-    await gw.start_replica(replica)
-    gw.registry.add(replica)
+        raise errors.bad_request(str(exc), param="pool" if spec.pool else "chip") from None
     return Reply(replica.snapshot(), status=201)
 
 
 async def drain_replica(x: Exchange, gw: Gateway) -> Reply:
     _admin(x, gw)
-    return Reply(gw.registry.drain(x.params["replica_id"]).snapshot())
+    return Reply(gw.lifecycle.drain(x.params["replica_id"]).snapshot())
 
 
 async def undrain_replica(x: Exchange, gw: Gateway) -> Reply:
     _admin(x, gw)
-    return Reply(gw.registry.undrain(x.params["replica_id"]).snapshot())
+    return Reply(gw.lifecycle.undrain(x.params["replica_id"]).snapshot())
 
 
 async def remove_replica(x: Exchange, gw: Gateway) -> Reply:
     _admin(x, gw)
     replica_id = x.params["replica_id"]
-    replica = gw.registry.get(replica_id)
-    if replica is None:
+    if gw.registry.get(replica_id) is None:
         raise errors.not_found(f"Replica {replica_id}")
     timeout_s = _seconds(x.query().get("timeout_s"), default=30.0, maximum=600.0, param="timeout_s")
-    left = await gw.registry.remove(replica_id, timeout_s=timeout_s)
-    await replica.backend.close()
+    left = await gw.lifecycle.remove(replica_id, timeout_s=timeout_s)
     return Reply({"id": replica_id, "removed": True, "in_flight_cut": left})
+
+
+async def fleet(x: Exchange, gw: Gateway) -> Reply:
+    _admin(x, gw)
+    return Reply(gw.fleet.snapshot())
 
 
 async def scorecard(x: Exchange, gw: Gateway) -> Reply:
@@ -172,6 +173,7 @@ routes = (
     Route("POST", "/admin/replicas/{replica_id}/undrain", undrain_replica, "admin"),
     Route("DELETE", "/admin/replicas/{replica_id}", remove_replica, "admin"),
     Route("GET", "/admin/scorecard", scorecard, "admin"),
+    Route("GET", "/admin/fleet", fleet, "admin"),
     Route("GET", "/admin/usage", admin_usage, "admin"),
     Route("GET", "/v1/usage", own_usage, "usage"),
     Route("GET", "/metrics", metrics, "metrics"),

@@ -102,13 +102,15 @@ async def healthz(x: Exchange, gw: Gateway) -> Reply:
 
 
 async def readyz(x: Exchange, gw: Gateway) -> Reply:
-    """Ready when every configured model has at least one replica taking traffic."""
+    """Ready when every model has a replica taking traffic, or pools the fleet starts replicas in
+    (a pool scaled to zero must not take the gateway out of its load balancer)."""
     now = time.monotonic()
+    pooled = {p.model for p in gw.config.pools}
     models = {}
     for model in gw.catalog.models():
         up = [r.id for r in gw.registry.for_model(model.name) if r.routable(now)]
-        models[model.name] = {"ready_replicas": up}
-    ready = all(v["ready_replicas"] for v in models.values())
+        models[model.name] = {"ready_replicas": up, "pools": model.name in pooled}
+    ready = all(v["ready_replicas"] or v["pools"] for v in models.values())
     return Reply({"ready": ready, "models": models}, status=200 if ready else 503)
 
 

@@ -31,6 +31,10 @@ class RoutingObserver(Protocol):
         """An attempt on ``replica`` failed with ``error`` (it may be retried)."""
         ...
 
+    def unserved(self, model: str) -> None:
+        """No replica of ``model`` could take a request (the fleet should grow)."""
+        ...
+
 
 class Attempt:
     """A request outstanding on one replica; ends once via one of the methods."""

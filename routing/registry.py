@@ -52,6 +52,10 @@ class ReplicaRegistry:
         self._replicas.pop(id, None)
         return replica.telemetry.in_flight
 
+    def remove_now(self, id: str) -> None:
+        """Unregister at once (a replica that never served, or one being stopped)."""
+        self._replicas.pop(id, None)
+
     def get(self, id: str) -> Replica | None:
         """The replica with this id, or None."""
         return self._replicas.get(id)

@@ -22,7 +22,7 @@ from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
 from routing.policies.base import Decision, RoutingPolicy
 from routing.preferences import chip_matches
 from routing.registry import ReplicaRegistry
-from routing.replica import Replica
+from routing.replica import Replica, ReplicaState
 from routing.route import RouteRequest
 from routing.scorecard import Scorecard
 from routing.settings import RoutingConfig
@@ -192,10 +192,33 @@ class Router:
         Raises NoReplicaAvailable / PreferenceUnsatisfiable when nothing can serve;
         when ``retrying``, returns None instead once no untried replica is left.
         """
-        candidates = self._candidates(route, now, tried, retrying=retrying)
+        try:
+            candidates = self._candidates(route, now, tried, retrying=retrying)
+        except NoReplicaAvailable:
+            standby = self._standby(route, now, tried)
+            if not standby:
+                if self._observer is not None:
+                    self._observer.unserved(route.model)
+                raise
+            return _overflow(self.policy.choose(standby, route, now))
         if not candidates:
             return None
-        return self.policy.choose(candidates, route, now)
+        decision = self.policy.choose(candidates, route, now)
+        if decision.reason.startswith("slo unmet"):
+            # no active replica meets the SLO: a warm standby takes the overflow, if one is ready
+            standby = self._standby(route, now, tried)
+            if standby:
+                return _overflow(self.policy.choose(standby, route, now))
+        return decision
+
+    def _standby(self, route: RouteRequest, now: float, tried: set[str] | frozenset[str]) -> list[Replica]:
+        chips = route.preference.chips
+        return [
+            r for r in self.registry.for_model(route.model)
+            if r.state is ReplicaState.STANDBY and r.id not in tried and r.routable(now, standby=True)
+            and (not chips or chip_matches(r.chip, chips))
+            and (not route.needs or r.backend.capabilities.covers(route.needs))
+        ]
 
     def _candidates(
         self, route: RouteRequest, now: float, tried: set[str] | frozenset[str], *, retrying: bool
@@ -234,6 +257,10 @@ class Router:
         raise NoReplicaAvailable(
             f"no replica of {route.model!r} can take a request now", retry_after=retry_after
         )
+
+
+def _overflow(decision: Decision) -> Decision:
+    return Decision(decision.replica, "standby overflow", decision.predicted_ttft_s, decision.predicted_tpot_s)
 
 
 def _soonest(replicas: list[Replica], now: float) -> float | None:

@@ -1,0 +1,48 @@
+"""The actuator protocol: start a replica of a pool, stop one after it has drained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from backends.base import Backend
+
+if TYPE_CHECKING:
+    from backends.settings import PoolConfig, ReplicaConfig
+
+
+class ActuatorError(Exception):
+    """A replica could not be started (the lifecycle counts it and tries again later)."""
+
+
+@dataclass(slots=True)
+class Started:
+    """A replica an actuator built: its spec (as served, e.g. with its local URL) and backend."""
+
+    spec: ReplicaConfig
+    backend: Backend
+    pool: PoolConfig
+
+
+class Actuator(Protocol):
+    """Starts and stops replicas of the pools that name it."""
+
+    kind: str
+    #: replicas appear by registration (``external``): the lifecycle never calls ``start``
+    discovers: bool
+
+    def build(self, pool: PoolConfig, spec: ReplicaConfig) -> Started:
+        """Construct one replica of ``pool`` (no I/O: the lifecycle registers it as starting)."""
+
+    async def start(self, started: Started) -> None:
+        """Bring it up; return once it serves (its cold start); ActuatorError on failure.
+        A cancelled start is stopped by the caller."""
+
+    async def stop(self, started: Started) -> None:
+        """Release a replica that has drained (or never finished starting)."""
+
+    def pid(self, replica_id: str) -> int | None:
+        """The local process serving the replica, if this actuator started one."""
+
+    async def close(self) -> None:
+        """Release everything this actuator still holds."""
