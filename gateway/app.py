@@ -78,7 +78,9 @@ def _shared_fleet(config: GatewayConfig) -> SharedFleet | None:
     """Several gateways share the fleet through the limits' Redis; one alone needs nothing."""
     if not config.pools or not config.limits.store.startswith(("redis://", "rediss://", "unix://")):
         return None
-    return SharedFleet.from_url(config.limits.store, ttl_s=3 * config.fleet.interval_s + 2)
+    return SharedFleet.from_url(
+        config.limits.store, ttl_s=3 * config.fleet.interval_s + 2, prefix=config.fleet.redis_prefix
+    )
 
 
 def _anonymous_key(config: GatewayConfig) -> ApiKey | None:

@@ -193,7 +193,28 @@ def cmd_usage(args: argparse.Namespace) -> int:
     for row in data:
         table.add_row(*(str(row.get(c, "")) for c in columns))
     out.print(table)
+    if args.tenant is None and args.key is None:
+        _print_capacity(config, query)
     return 0
+
+
+def _print_capacity(config: GatewayConfig, query: Any) -> None:
+    """What the replicas cost (replica-hours), with idle capacity as its own line."""
+    from billing.capacity_report import capacity_lines
+
+    by = "model" if query.group_by and query.group_by[0] == "model" else "chip"
+    lines = _run_db(config, lambda db: capacity_lines(
+        db.ledger, db.replica_hours, by=by, since=query.since, until=query.until, model=query.model, chip=query.chip,
+    ))
+    if not lines:
+        return
+    table = Table(by, "replica-hours", "capacity cost USD", "attributed USD", "idle capacity USD", "revenue USD",
+                  "margin USD", title="Compute cost from replica-hours (idle capacity as its own line)")
+    for line in (line.to_dict(by) for line in lines):
+        table.add_row(str(line[by]), str(line["paid_replica_hours"]), str(line["capacity_cost_usd"]),
+                      str(line["attributed_compute_usd"]), str(line["idle_capacity_usd"]), str(line["revenue_usd"]),
+                      str(line["margin_usd"]))
+    out.print(table)
 
 
 def cmd_invoice(args: argparse.Namespace) -> int:
@@ -268,6 +289,44 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    view = _admin_get(_gateway_url(args), "/admin/fleet")
+    role = "leader" if view["leader"] else "follower (the leader's plan)"
+    out.print(
+        f"fleet: ${view['cost_per_hour_now']}/h now, ${view['cost_per_hour_all_on']}/h with every pool at max; "
+        f"this gateway is the {role}"
+    )
+    for model in view["models"]:
+        load = model.get("load") or {}
+        table = Table("pool", "chip", "actuator", "sim", "$/h", "min", "max", "desired", "standby", "starting",
+                      "active", "draining", "req/s per replica", "cold start s",
+                      title=f"{model['model']}: load {load.get('rate_rps', '-')} req/s, "
+                            f"forecast {model.get('forecast_rps', '-')} req/s")
+        for pool in model["pools"]:
+            running = pool["replicas"]
+            cold = pool["measured_cold_start_s"] if pool["measured_cold_start_s"] is not None else pool["cold_start_s"]
+            table.add_row(
+                pool["pool"], pool["chip"], pool["actuator"], "yes" if pool["simulated"] else "", pool["cost_per_hour"],
+                str(pool["min"]), str(pool["max"]), _text(pool["desired"]), _text(pool["desired_standby"]),
+                str(running["starting"]), str(running["active"]), str(running["draining"]),
+                _text(pool["capacity_rps_per_replica"]), str(cold),
+            )
+        out.print(table)
+        for decision in model.get("decisions", [])[-args.decisions:]:
+            out.print(f"  {_when(decision['at'])}  " + "; ".join(decision["reasons"]))
+    return 0
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _when(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     _prepare_model()
     return 0
@@ -327,9 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("replicas", cmd_replicas, "replicas of a running gateway, with live stats"),
         ("scorecard", cmd_scorecard, "chip scorecard of a running gateway"),
+        ("fleet", cmd_fleet, "pools, desired vs running replicas, load, forecast, cost and the planner's reasons"),
     ):
         p = sub.add_parser(name, parents=[common], help=help_text + " (admin key from MAAS_ADMIN_KEY)")
         p.add_argument("--url", help="the gateway (default: the running gateway's, or the config's address)")
+        if name == "fleet":
+            p.add_argument("--decisions", type=int, default=5, help="how many recent plans to show per model")
         p.set_defaults(func=func)
 
     models = sub.add_parser("models", parents=[common], help="the bundled model")

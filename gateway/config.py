@@ -176,6 +176,12 @@ class GatewayConfig(_Strict):
                 raise ValueError(f"pools.{i}.model: {pool.model!r} is not a model name in 'models'")
         if not self.replicas and not self.pools:
             raise ValueError("replicas: configure at least one replica or pool")
+        from routing.policies import make_policy  # the one place policies are built
+
+        try:
+            make_policy(self.routing.policy, slo=self.routing.slo)
+        except ValueError as exc:
+            raise ValueError(f"routing.policy: {exc}") from None
         return self
 
     def upstream_key_envs(self) -> set[str]:

@@ -51,6 +51,8 @@ class LifecycleObserver(Protocol):
 
     def cold_start(self, pool: str, chip: str, seconds: float) -> None: ...
 
+    def paid(self, model: str, pool: str, chip: str, usd: float) -> None: ...
+
 
 @dataclass(slots=True)
 class _Member:
@@ -63,6 +65,8 @@ class _Member:
     died: float | None = None
     #: (host, pid) of a replica another gateway started and this one follows
     remote: tuple[str, object] | None = None
+    #: paid seconds already reported to the observer
+    reported_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,7 @@ class Lifecycle:
         self._clock = clock
         self._members: dict[str, _Member] = {}
         self._gone: list[_Member] = []
+        self._work: set[asyncio.Task[None]] = set()
         self._accounted_at: float | None = None
         self.pools: dict[str, _PoolState] = {
             p.name: _PoolState(p, self._actuators[p.actuator]) for p in config.pools
@@ -209,7 +214,7 @@ class Lifecycle:
         replica = make_replica(started.spec, self._config, backend=started.backend)
         replica.state = ReplicaState.STARTING
         member = self._adopt(replica, pool=pool.name, started=started, heading=heading)
-        member.task = asyncio.get_running_loop().create_task(self._bring_up(state, member), name=f"start {replica_id}")
+        member.task = self._spawn(self._bring_up(state, member))
         self._event(pool.name, replica_id, "start", reason)
 
     async def _bring_up(self, state: _PoolState, member: _Member) -> None:
@@ -322,8 +327,16 @@ class Lifecycle:
             for _ in range(replica.breaker.failure_threshold):
                 replica.breaker.record_failure()
 
-    def _spawn(self, work: object) -> None:
-        asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+    def _spawn(self, work: object) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+        return task
+
+    async def settled(self) -> None:
+        """Return once every start, drain and stop under way has finished."""
+        while self._work:
+            await asyncio.gather(*list(self._work), return_exceptions=True)
 
     def _event(self, pool: str, replica: str, event: str, reason: str) -> None:
         self.events.append(ScaleEvent(self._clock(), pool, replica, event, reason))
@@ -339,10 +352,18 @@ class Lifecycle:
     async def account(self) -> None:
         """Write paid replica time since the last call (replica-hours)."""
         now = self._clock()
-        spans = [self._span(m, now) for m in [*self._members.values(), *self._gone]]
+        members = [*self._members.values(), *self._gone]
+        spans = [self._span(m, now) for m in members]
         since_hour = None if self._accounted_at is None else int(self._accounted_at // 3600)
         if self._hours is not None and spans:
             await self._hours.record(spans, since_hour=since_hour)
+        if self._observer is not None:
+            for member, span in zip(members, spans):
+                seconds = span.until - span.since
+                if seconds > member.reported_s and member.remote is None:
+                    usd = float(span.cost_per_hour) * (seconds - member.reported_s) / 3600
+                    self._observer.paid(span.model, member.pool or "static", span.chip, usd)
+                    member.reported_s = seconds
         self._gone.clear()
         self._accounted_at = now
 
@@ -353,9 +374,9 @@ class Lifecycle:
 
     async def close(self) -> None:
         """Stop every replica (in-flight requests end) and the actuators."""
-        for member in list(self._members.values()):
-            if member.task is not None and not member.task.done():
-                member.task.cancel()
+        for task in list(self._work):
+            task.cancel()
+        await asyncio.gather(*list(self._work), return_exceptions=True)
         await asyncio.gather(*(self._release(m) for m in list(self._members.values())), return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.account()

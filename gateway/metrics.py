@@ -177,6 +177,11 @@ class GatewayMetrics:
             "maas_fleet_scale_events", "Replica lifecycle changes by pool: start, wake, park, cancel, retire, registered",
             ["pool", "chip", "event", "reason"], registry=r,
         )
+        self.replica_cost = _Counter(
+            "maas_replica_cost_usd",
+            "What replicas cost the operator, USD: replica-hours in every state but stopped (idle included)",
+            ["model", "pool", "chip"], registry=r,
+        )
         self.cold_starts = _Histogram(
             "maas_fleet_cold_start_seconds", "Time from starting a replica to serving", ["pool", "chip"],
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 90, 120, 180, 300, 600), registry=r,
@@ -201,6 +206,9 @@ class GatewayMetrics:
 
     def cold_start(self, pool: str, chip: str, seconds: float) -> None:
         self.cold_starts.labels(pool, chip).observe(seconds)
+
+    def paid(self, model: str, pool: str, chip: str, usd: float) -> None:
+        self.replica_cost.labels(model, pool, chip).inc(usd)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,6 +6,7 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
+from billing.capacity_report import capacity_lines
 from billing.records import UsageQuery
 from gateway import errors
 from gateway.edge import Reply
@@ -45,7 +46,16 @@ async def usage_reply(gw: Gateway, params: dict[str, str], *, tenant: str | None
         return Reply(raw=to_csv(data, group_by).encode(), content_type="text/csv; charset=utf-8")
     if params.get("format") not in (None, "json"):
         raise errors.bad_request("format must be 'json' or 'csv'.", param="format")
-    return Reply({"object": "list", "group_by": list(group_by), "data": data})
+    body: dict[str, object] = {"object": "list", "group_by": list(group_by), "data": data}
+    if tenant is None and params.get("tenant") is None and params.get("key") is None:
+        # the operator's view of the whole service: what the replicas cost, idle capacity included
+        by = "model" if group_by and group_by[0] == "model" else "chip"
+        lines = await capacity_lines(
+            gw.db.ledger, gw.db.replica_hours, by=by, since=query.since, until=query.until,
+            model=query.model, chip=query.chip,
+        )
+        body["capacity"] = [line.to_dict(by) for line in lines]
+    return Reply(body)
 
 
 def to_csv(rows: list[dict], group_by: tuple[str, ...]) -> str:

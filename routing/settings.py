@@ -129,3 +129,6 @@ class PlannerConfig(_Strict):
     default_output_tokens: float = Field(default=200.0, gt=0)
     load: LoadWindowConfig = Field(default_factory=LoadWindowConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    #: several gateways share the lease, load and plan under this Redis key prefix
+    #: (the limits store's Redis); gateways of different fleets need different prefixes
+    redis_prefix: str = Field(default="maas:fleet:", min_length=1, max_length=64)

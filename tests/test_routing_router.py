@@ -20,6 +20,7 @@ from routing.policies.presets import round_robin
 from routing.settings import SLO
 from routing.preferences import RoutingPreference
 from routing.registry import ReplicaRegistry
+from routing.replica import ReplicaState
 from routing.router import RouteRequest, Router
 from tests.fakes.routing import FakeClock, ScriptedBackend, completion, make_replica, request
 
@@ -28,12 +29,16 @@ class RecordingObserver:
     def __init__(self) -> None:
         self.decisions: list[tuple[str, str, str]] = []
         self.failures: list[tuple[str, str]] = []
+        self.unserved_models: list[str] = []
 
     def decision(self, policy, replica, reason) -> None:
         self.decisions.append((policy, replica.id, reason))
 
     def attempt_failed(self, replica, error) -> None:
         self.failures.append((replica.id, error.code))
+
+    def unserved(self, model) -> None:
+        self.unserved_models.append(model)
 
 
 def build(*replicas, clock=None, observer=None, **config):
@@ -309,3 +314,32 @@ async def test_empty_stream_is_a_success_with_no_chunks():
     stream = await build(a).open_stream(request(), route())
     assert [c async for c in stream] == []
     assert a.telemetry.in_flight == 0 and a.telemetry.requests == 1
+
+
+@pytest.mark.parametrize("state", [ReplicaState.STARTING, ReplicaState.DRAINING, ReplicaState.STOPPED, ReplicaState.STANDBY])
+async def test_only_active_replicas_take_requests_while_one_is(state):
+    active, other = make_replica("a"), make_replica("b")
+    other.state = state
+    router = build(active, other)
+    for _ in range(6):
+        assert (await router.generate(request(), route())).replica is active
+    assert other.backend.calls == 0
+
+
+async def test_a_warm_standby_takes_requests_when_no_active_replica_is_left():
+    active, standby = make_replica("a"), make_replica("s")
+    standby.state = ReplicaState.STANDBY
+    active.state = ReplicaState.DRAINING
+    observer = RecordingObserver()
+    routed = await build(active, standby, observer=observer).generate(request(), route())
+    assert routed.replica is standby
+    assert observer.decisions[-1][2] == "standby overflow"
+
+
+async def test_a_model_with_nothing_running_is_refused_and_the_fleet_is_told():
+    stopped = make_replica("a")
+    stopped.state = ReplicaState.STOPPED
+    observer = RecordingObserver()
+    with pytest.raises(NoReplicaAvailable):
+        await build(stopped, observer=observer).generate(request(), route())
+    assert observer.unserved_models == ["m"]
