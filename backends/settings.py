@@ -123,7 +123,8 @@ class PoolConfig(_Strict):
             raise ValueError(f"pool {self.name!r}: a local pool of openai replicas needs 'command' (the server to start)")
         if self.actuator == "simulated" and self.backend != "simulated":
             raise ValueError(f"pool {self.name!r}: the simulated actuator runs simulated replicas only")
-        self.template("template-check", url="http://127.0.0.1:1/v1")  # the template must make a valid replica
+        # the template must make a valid replica (a local server's URL is its actuator's to fill in)
+        self.template("template-check", **({} if self.replica.get("url") else {"url": "http://127.0.0.1:1/v1"}))
         return self
 
     def template(self, replica_id: str, **fields: Any) -> ReplicaConfig:

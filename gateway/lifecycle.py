@@ -210,7 +210,7 @@ class Lifecycle:
     def _start_new(self, state: _PoolState, heading: ReplicaState, reason: str) -> None:
         pool = state.config
         replica_id = next(f"{pool.name}-{n}" for n in state.ids if self.registry.get(f"{pool.name}-{n}") is None)
-        started = state.actuator.build(pool, pool.template(replica_id))
+        started = state.actuator.build(pool, replica_id)
         replica = make_replica(started.spec, self._config, backend=started.backend)
         replica.state = ReplicaState.STARTING
         member = self._adopt(replica, pool=pool.name, started=started, heading=heading)

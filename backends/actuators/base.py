@@ -31,8 +31,9 @@ class Actuator(Protocol):
     #: replicas appear by registration (``external``): the lifecycle never calls ``start``
     discovers: bool
 
-    def build(self, pool: PoolConfig, spec: ReplicaConfig) -> Started:
-        """Construct one replica of ``pool`` (no I/O: the lifecycle registers it as starting)."""
+    def build(self, pool: PoolConfig, replica_id: str) -> Started:
+        """Construct replica ``replica_id`` of ``pool`` from the pool's template (no I/O: the
+        lifecycle registers it as starting)."""
 
     async def start(self, started: Started) -> None:
         """Bring it up; return once it serves (its cold start); ActuatorError on failure.

@@ -10,14 +10,14 @@ drains the ones it wants gone, and the outside system removes them
 from __future__ import annotations
 
 from backends.actuators.base import ActuatorError, Started
-from backends.settings import PoolConfig, ReplicaConfig
+from backends.settings import PoolConfig
 
 
 class ExternalActuator:
     kind = "external"
     discovers = True
 
-    def build(self, pool: PoolConfig, spec: ReplicaConfig) -> Started:
+    def build(self, pool: PoolConfig, replica_id: str) -> Started:
         raise ActuatorError(f"pool {pool.name!r} is external: its replicas register themselves")
 
     async def start(self, started: Started) -> None:

@@ -39,9 +39,10 @@ class LocalActuator:
         self._max_model_len = dict(max_model_len or {})
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
-    def build(self, pool: PoolConfig, spec: ReplicaConfig) -> Started:
-        if pool.backend == "openai":
-            spec = spec.model_copy(update={"url": f"http://127.0.0.1:{_free_port()}/v1"})
+    def build(self, pool: PoolConfig, replica_id: str) -> Started:
+        # a local server listens on a free loopback port of its own
+        url = {"url": f"http://127.0.0.1:{_free_port()}/v1"} if pool.backend == "openai" else {}
+        spec = pool.template(replica_id, **url)
         return Started(spec, build_backend(spec, max_model_len=self._max_model_len.get(spec.model)), pool)
 
     async def start(self, started: Started) -> None:

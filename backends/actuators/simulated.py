@@ -12,7 +12,7 @@ import asyncio
 from backends.actuators.base import ActuatorError, Started
 from backends.chips import CHIPS
 from backends.factory import build_backend
-from backends.settings import PoolConfig, ReplicaConfig
+from backends.settings import PoolConfig
 
 
 class SimulatedActuator:
@@ -22,7 +22,8 @@ class SimulatedActuator:
     def __init__(self, *, max_model_len: dict[str, int | None] | None = None) -> None:
         self._max_model_len = dict(max_model_len or {})
 
-    def build(self, pool: PoolConfig, spec: ReplicaConfig) -> Started:
+    def build(self, pool: PoolConfig, replica_id: str) -> Started:
+        spec = pool.template(replica_id)
         return Started(spec, build_backend(spec, max_model_len=self._max_model_len.get(spec.model)), pool)
 
     async def start(self, started: Started) -> None:
