@@ -17,12 +17,16 @@ from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
 from gateway.context import Gateway
+from gateway.decision_log import DecisionLog, RoutingObservers
 from gateway.edge import Edge
 from gateway.metrics import GatewayMetrics
 from gateway.plan import Planner
 from gateway.replicas import make_replica
 from gateway.routes_admin import routes as admin_routes
+from gateway.routes_console import console_routes
 from gateway.routes_openai import routes as openai_routes
+from gateway.routes_operator import routes as operator_routes
+from gateway.routes_tenant import routes as tenant_routes
 from gateway.serving import Serving
 from routing.health import HealthMonitor
 from routing.policies import make_policy
@@ -77,6 +81,7 @@ def _anonymous_key(config: GatewayConfig) -> ApiKey | None:
 async def build_gateway(config: GatewayConfig) -> Gateway:
     """Open stores and construct every part; backends are started by ``start``."""
     metrics = GatewayMetrics()
+    decisions = DecisionLog()
     db = await open_database(config.ledger)
     try:
         db.ledger.on_flush = metrics.ledger_flushed
@@ -84,7 +89,8 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         biller = Biller(db, price_book(config), limits, config.limits)
         catalog = ModelCatalog(config.models)
         registry = ReplicaRegistry([make_replica(spec, config) for spec in config.replicas])
-        router = Router(registry, make_policy(config.routing.policy, slo=config.routing.slo), config.routing, observer=metrics)
+        observers = RoutingObservers(metrics, decisions)  # the log of recent decisions feeds the console
+        router = Router(registry, make_policy(config.routing.policy, slo=config.routing.slo), config.routing, observer=observers)
         health = HealthMonitor(registry, config.routing)
         accounting = TokenAccounting(model_tokenizers(config))
         planner = Planner(catalog, registry, accounting)
@@ -108,6 +114,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         serving=serving,
         accounting=accounting,
         metrics=metrics,
+        decisions=decisions,
         started_at=int(time.time()),
     )
 
@@ -138,4 +145,5 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    return Edge((*openai_routes, *admin_routes), lifespan=lifespan, observer=lambda gw: gw.metrics)
+    routes = (*openai_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())
+    return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics)

@@ -12,6 +12,7 @@ from billing.tokens import TokenAccounting
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig, ReplicaConfig
+from gateway.decision_log import DecisionLog
 from gateway.metrics import GatewayMetrics
 from gateway.plan import Planner
 from gateway.replicas import make_replica
@@ -41,6 +42,7 @@ class Gateway:
     serving: Serving
     accounting: TokenAccounting
     metrics: GatewayMetrics
+    decisions: DecisionLog
     started_at: int
 
     def build_replica(self, spec: ReplicaConfig) -> Replica:
