@@ -85,7 +85,7 @@ function costCards(fleet, fleetError) {
   if (!fleet) {
     return h("div", {class: "card", id: "fleet-unavailable"},
       h("h3", null, "Fleet planner"),
-      h("p", null, "Not available from this gateway: ", fleetError ? fleetError.message : "no answer", "."),
+      h("p", null, `Not available from this gateway: ${fleetError ? fleetError.message.replace(/\.$/, "") : "no answer"}.`),
       h("p", {class: "hint"}, "Replicas below are live all the same."));
   }
   return h("div", {class: "grid", id: "fleet-costs"},
