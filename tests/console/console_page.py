@@ -64,7 +64,7 @@ class ConsolePage:
         return self
 
     def table(self, table_id: str) -> Locator:
-        return self.page.locator(f"#{table_id} table")
+        return self.page.locator(f"[id='{table_id}'] table")
 
     def rows(self, table_id: str) -> list[dict[str, str]]:
         """The table's body rows as {header: cell text}."""

@@ -49,6 +49,7 @@ function replicaTable(model, replicas, act) {
 function poolTable(model) {
   return table({
     caption: `Pools of ${model.model}`,
+    id: `pools-${model.model}`,
     columns: [
       {label: "Pool", value: (p) => p.pool},
       {label: "Chip", value: (p) => chipCell(p.chip, p.simulated)},
