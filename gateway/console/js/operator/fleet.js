@@ -91,8 +91,7 @@ function costCards(fleet, fleetError) {
   }
   return h("div", {class: "grid", id: "fleet-costs"},
     h("section", {class: "card"}, h("h3", null, "Cost per hour now"),
-      h("p", {class: "figure", "data-field": "cost-now"}, `${fleet.cost_per_hour_now} ${fleet.currency}`),
-      h("p", {class: "hint"}, "replicas running (starting, active, standby, draining) × their $/hour")),
+      h("p", {class: "figure", "data-field": "cost-now"}, `${fleet.cost_per_hour_now} ${fleet.currency}`)),
     h("section", {class: "card"}, h("h3", null, "Cost per hour, every pool at its maximum"),
       h("p", {class: "figure", "data-field": "cost-all-on"}, `${fleet.cost_per_hour_all_on} ${fleet.currency}`)),
     h("section", {class: "card"}, h("h3", null, "Planner"),

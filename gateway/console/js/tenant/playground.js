@@ -63,7 +63,7 @@ export default {
     }}, "Clear conversation");
     const prompt = h("textarea", {id: ids.prompt, name: "prompt", rows: 3, required: true});
     const form = h("form", {method: "post", "aria-label": "Chat"},
-      h("div", {class: "form-grid"},
+      h("div", {class: "toolbar"},
         field("Model", h("select", {id: ids.model}, models.data.map((m) => h("option", {value: m.id}, m.id)))),
         field("Prefer", h("select", {id: ids.prefer},
           h("option", {value: ""}, "the gateway's policy"), h("option", {value: ":cheap"}, "lower cost"),
