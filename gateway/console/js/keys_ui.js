@@ -8,12 +8,20 @@ function integerInput(id, label, hint) {
   return field(label, h("input", {id, name: id, inputmode: "numeric", pattern: "[0-9]*", autocomplete: "off"}), hint);
 }
 
-/** The integer a limit field holds, or null when empty; a clear error otherwise. */
-function integerOf(form, name, label) {
-  const text = form.elements[name].value.trim();
+/** The whole number a limit field holds, or null when empty; a clear error otherwise. */
+export function wholeNumber(input, label) {
+  const text = input.value.trim();
   if (!text) return null;
   if (!/^[0-9]+$/.test(text)) throw new Error(`${label} must be a whole number.`);
   return Number(text);
+}
+
+/** The amount of USD a budget field holds, as a decimal string (money never passes through a float), or null. */
+export function budgetAmount(input) {
+  const text = input.value.trim();
+  if (!text) return null;
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text)) throw new Error("The budget must be an amount such as 10 or 2.50.");
+  return text;
 }
 
 /**
@@ -45,16 +53,13 @@ export function keyForm({models, withTenant, onCreate}) {
     try {
       const body = {
         name: form.elements[ids.name].value.trim() || null,
-        rpm: integerOf(form, ids.rpm, "Requests per minute"),
-        tpm: integerOf(form, ids.tpm, "Tokens per minute"),
-        concurrent: integerOf(form, ids.concurrent, "Concurrent requests"),
+        rpm: wholeNumber(form.elements[ids.rpm], "Requests per minute"),
+        tpm: wholeNumber(form.elements[ids.tpm], "Tokens per minute"),
+        concurrent: wholeNumber(form.elements[ids.concurrent], "Concurrent requests"),
         budget_period: form.elements[ids.period].value,
       };
-      const budget = form.elements[ids.budget].value.trim();
-      if (budget) {
-        if (!/^[0-9]+(\.[0-9]+)?$/.test(budget)) throw new Error("The budget must be an amount such as 10 or 2.50.");
-        body.budget_usd = budget; // sent as a decimal string: money never passes through a float
-      }
+      const budget = budgetAmount(form.elements[ids.budget]);
+      if (budget) body.budget_usd = budget;
       const ticked = checks.map((label) => label.querySelector("input")).filter((c) => c.checked).map((c) => c.value);
       if (ticked.length) body.models = ticked;
       if (withTenant) {

@@ -2,8 +2,8 @@
 // and a form that creates a key for any tenant.
 
 import {errorText, field, fill, h, table, uid} from "../dom.js";
-import {limit, money} from "../format.js";
-import {keyForm, keyTable} from "../keys_ui.js";
+import {fromNano, limit, money, toNano} from "../format.js";
+import {budgetAmount, keyForm, keyTable, wholeNumber} from "../keys_ui.js";
 
 function settingsForm(tenant, api, done) {
   const ids = {rpm: uid("rpm"), tpm: uid("tpm"), concurrent: uid("concurrent"), budget: uid("budget"), period: uid("period")};
@@ -14,24 +14,18 @@ function settingsForm(tenant, api, done) {
       field("Requests per minute", input(ids.rpm, tenant.rpm), "empty: the default"),
       field("Tokens per minute", input(ids.tpm, tenant.tpm), "empty: the default"),
       field("Concurrent requests", input(ids.concurrent, tenant.concurrent), "empty: the default"),
-      field("Budget (USD)", input(ids.budget, tenant.budget_usd), "empty: no budget"),
+      field("Budget (USD)", input(ids.budget, tenant.budget_usd === null ? "" : fromNano(toNano(tenant.budget_usd))),
+        "empty: no budget"),
       field("Budget period", h("select", {id: ids.period}, ["month", "day", "total"].map((p) =>
         h("option", {value: p, selected: p === tenant.budget_period}, p))))),
     h("button", {type: "submit"}, `Save limits of ${tenant.tenant}`), status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const value = (id, what) => {
-        const text = form.elements[id].value.trim();
-        if (!text) return null;
-        if (!/^[0-9]+$/.test(text)) throw new Error(`${what} must be a whole number.`);
-        return Number(text);
-      };
-      const budget = form.elements[ids.budget].value.trim();
-      if (budget && !/^[0-9]+(\.[0-9]+)?$/.test(budget)) throw new Error("The budget must be an amount such as 10 or 2.50.");
+      const value = (id, what) => wholeNumber(form.elements[id], what);
       await api.put(`/admin/tenants/${encodeURIComponent(tenant.tenant)}`, {
         rpm: value(ids.rpm, "Requests per minute"), tpm: value(ids.tpm, "Tokens per minute"),
-        concurrent: value(ids.concurrent, "Concurrent requests"), budget_usd: budget || null,
+        concurrent: value(ids.concurrent, "Concurrent requests"), budget_usd: budgetAmount(form.elements[ids.budget]),
         budget_period: form.elements[ids.period].value,
       });
       await done(`Limits of ${tenant.tenant} saved.`);
