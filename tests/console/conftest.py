@@ -19,8 +19,10 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # module-scoped, not session-scoped: while Playwright's sync API is open its event loop counts
+    # as running in this thread, and the suite's async tests could not run their own
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield chromium
