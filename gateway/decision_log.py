@@ -22,12 +22,13 @@ from routing.attempt import RoutingObserver
 #: how many decisions the console can look back on (a few minutes at a few hundred requests/s)
 DEFAULT_CAPACITY = 5000
 
-Outcome = Literal["chosen", "failed"]
+Outcome = Literal["chosen", "failed", "unserved"]
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingDecision:
-    """One event: a replica chosen for an attempt, or an attempt that failed."""
+    """One event: a replica chosen for an attempt, an attempt that failed, or a request no
+    replica could take (``unserved``: no replica, so ``replica`` and ``chip`` are empty)."""
 
     at: float
     model: str
@@ -70,6 +71,11 @@ class DecisionLog:
             self._policy, "failed", code,
         ))
 
+    def unserved(self, model: str) -> None:
+        self._entries.append(RoutingDecision(
+            self._clock(), model, "", "", False, self._policy, "unserved", "no replica could take the request",
+        ))
+
     def recent(self, *, since: float | None = None, limit: int = 200, model: str | None = None) -> list[RoutingDecision]:
         """Up to ``limit`` entries at or after ``since`` (of ``model``), newest first."""
         found: list[RoutingDecision] = []
@@ -96,3 +102,8 @@ class RoutingObservers:
     def attempt_failed(self, replica: Any, error: Any) -> None:
         for observer in self._observers:
             observer.attempt_failed(replica, error)
+
+    def unserved(self, model: str) -> None:
+        for observer in self._observers:
+            if hasattr(observer, "unserved"):
+                observer.unserved(model)

@@ -53,6 +53,14 @@ def test_a_failed_attempt_is_logged_with_its_error_code_and_the_policy() -> None
     assert (chosen.outcome, chosen.reason) == ("chosen", "lowest cost within SLO")
 
 
+def test_a_request_no_replica_could_take_is_logged_as_unserved() -> None:
+    log = DecisionLog(clock=_Clock())
+    log.unserved("llama")
+
+    (entry,) = log.recent(model="llama")
+    assert (entry.outcome, entry.replica, entry.chip) == ("unserved", "", "")
+
+
 def test_observers_hear_every_event_in_order() -> None:
     first, second = DecisionLog(), DecisionLog()
     both = RoutingObservers(first, second)

@@ -15,8 +15,14 @@ function summary(entries) {
   return [...rows.values()].sort((a, b) => b.n - a.n);
 }
 
-const outcome = (e) => (e.outcome === "failed" ? badge("failed, retried elsewhere", "bad") : badge("chosen", "good"));
-const chip = (e) => [e.chip, e.simulated ? [" ", simulatedBadge()] : null];
+const OUTCOMES = {
+  chosen: ["chosen", "good"],
+  failed: ["failed, retried elsewhere", "bad"],
+  unserved: ["unserved: no replica could take it", "bad"],
+};
+const outcome = (e) => badge(...(OUTCOMES[e.outcome] || [e.outcome, "warn"]));
+const chip = (e) => (e.chip ? [e.chip, e.simulated ? [" ", simulatedBadge()] : null] : "–");
+const replica = (e) => (e.replica ? h("code", null, e.replica) : "–");
 
 export default {
   role: "operator",
@@ -44,7 +50,7 @@ export default {
           caption: `Where requests went and why (${count(entries.length)} decisions${entries.length >= 1000 ? ", the latest 1000" : ""})`,
           id: "decision-summary",
           columns: [
-            {label: "Replica", value: (r) => h("code", null, r.replica)},
+            {label: "Replica", value: replica},
             {label: "Chip", value: chip},
             {label: "Outcome", value: outcome},
             {label: "Reason", value: (r) => r.reason},
@@ -59,7 +65,7 @@ export default {
           columns: [
             {label: "Time", value: (e) => h("time", null, clock(e.at))},
             {label: "Model", value: (e) => e.model},
-            {label: "Replica", value: (e) => h("code", null, e.replica)},
+            {label: "Replica", value: replica},
             {label: "Chip", value: chip},
             {label: "Policy", value: (e) => e.policy},
             {label: "Outcome", value: outcome},
