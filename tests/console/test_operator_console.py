@@ -128,9 +128,27 @@ def test_fleet_view_shows_the_documented_fleet_status(console: ConsolePage) -> N
     assert pools["l4"]["Starting"] == "1"
     assert pools["h100"]["Standby / desired"] == "1 / 1"
     assert pools["h100"]["$/hour each"] == "3.99 USD"
+    assert pools["l4"]["Cold start"] == "60 s (measured 42.5 s)"
+    assert pools["l4"]["Why"] == "cheapest per request at this load"
     section = console.page.locator("[data-model='llama-3.1-8b-instruct']")
     expect(section).to_contain_text("forecast 11.2 req/s")
     expect(section).to_contain_text("forecast 11.2 req/s needs 3 replicas; l4 is cheapest")
+    (event,) = console.rows("fleet-events")
+    assert (event["Replica"], event["Event"], event["Why"]) == ("l4-1", "starting", "forecast above capacity")
+
+
+def test_fleet_view_before_the_planners_first_plan(console: ConsolePage) -> None:
+    status = fleet_status()
+    (model,) = status["models"]
+    del model["load"], model["forecast_rps"]
+    for pool in model["pools"]:
+        pool.update(desired=None, desired_standby=None, capacity_rps_per_replica=None, reason=None)
+    console.page.route("**/admin/fleet", lambda route: route.fulfill(json=status))
+    console.open().sign_in(ADMIN_KEY)
+
+    expect(console.page.locator("[data-model='llama-3.1-8b-instruct']")).to_contain_text("No plan for this model yet.")
+    pools = {row["Pool"]: row for row in console.rows("pools-llama-3.1-8b-instruct")}
+    assert (pools["l4"]["Running / desired"], pools["l4"]["Capacity each"], pools["l4"]["Why"]) == ("1 / –", "–", "–")
 
 
 def test_operator_sees_revenue_compute_cost_and_margin_by_tenant(

@@ -46,6 +46,17 @@ function replicaTable(model, replicas, act) {
   });
 }
 
+/** "running / wanted"; the plan's number is null until the planner has run. */
+function versus(running, desired) {
+  return `${running} / ${desired === null || desired === undefined ? "–" : desired}`;
+}
+
+function coldStart(pool) {
+  const cited = `${number(pool.cold_start_s)} s`;
+  return pool.measured_cold_start_s === null || pool.measured_cold_start_s === undefined
+    ? cited : `${cited} (measured ${number(pool.measured_cold_start_s)} s)`;
+}
+
 function poolTable(model) {
   return table({
     caption: `Pools of ${model.model}`,
@@ -54,32 +65,53 @@ function poolTable(model) {
       {label: "Pool", value: (p) => p.pool},
       {label: "Chip", value: (p) => chipCell(p.chip, p.simulated)},
       {label: "Actuator", value: (p) => p.actuator},
-      {label: "Running / desired", num: true, value: (p) => `${p.replicas.active} / ${p.desired}`},
-      {label: "Standby / desired", num: true, value: (p) => `${p.replicas.standby} / ${p.desired_standby}`},
+      {label: "Running / desired", num: true, value: (p) => versus(p.replicas.active, p.desired)},
+      {label: "Standby / desired", num: true, value: (p) => versus(p.replicas.standby, p.desired_standby)},
       {label: "Starting", num: true, value: (p) => count(p.replicas.starting)},
       {label: "Draining", num: true, value: (p) => count(p.replicas.draining)},
       {label: "Min–max", num: true, value: (p) => `${p.min}–${p.max}`},
       {label: "$/hour each", num: true, value: (p) => `${p.cost_per_hour} USD`},
-      {label: "Cold start", num: true, value: (p) => `${number(p.cold_start_s)} s`},
-      {label: "Capacity each", num: true, value: (p) => `${number(p.capacity_rps_per_replica)} req/s`},
+      {label: "Cold start", num: true, value: coldStart},
+      {label: "Capacity each", num: true,
+        value: (p) => (p.capacity_rps_per_replica === null ? "–" : `${number(p.capacity_rps_per_replica)} req/s`)},
+      {label: "Why", value: (p) => p.reason || "–"},
     ],
     rows: model.pools,
   });
 }
 
 function planSummary(model) {
-  const load = model.load || {};
+  const load = model.load;
   const decisions = (model.decisions || []).slice(-5).reverse();
   return [
-    h("p", null, `Load ${number(load.rate_rps)} req/s (recent peak ${number(load.peak_rps)}), forecast `,
-      `${number(model.forecast_rps)} req/s; about ${count(load.prompt_tokens)} prompt and `,
-      `${count(load.output_tokens)} output tokens per request.`),
+    load
+      ? h("p", null, `Load ${number(load.rate_rps)} req/s (recent peak ${number(load.peak_rps)}), forecast `,
+        `${number(model.forecast_rps)} req/s; about ${count(load.prompt_tokens)} prompt and `,
+        `${count(load.output_tokens)} output tokens per request.`)
+      : h("p", null, "No plan for this model yet."),
     poolTable(model),
     decisions.length
       ? h("div", null, h("h4", null, "The planner's latest decisions"),
         h("ul", null, decisions.map((d) => h("li", null, h("time", null, when(d.at)), ": ", d.reasons.join("; ")))))
       : null,
   ];
+}
+
+function lifecycleEvents(fleet) {
+  const events = (fleet && fleet.events ? fleet.events : []).slice(-10).reverse();
+  if (!events.length) return null;
+  return [h("h2", null, "Recent replica starts and stops"), table({
+    caption: "Lifecycle events, newest first",
+    id: "fleet-events",
+    columns: [
+      {label: "Time", value: (e) => h("time", null, when(e.at))},
+      {label: "Pool", value: (e) => e.pool},
+      {label: "Replica", value: (e) => h("code", null, e.replica)},
+      {label: "Event", value: (e) => e.event},
+      {label: "Why", value: (e) => e.reason},
+    ],
+    rows: events,
+  })];
 }
 
 function costCards(fleet, fleetError) {
@@ -140,7 +172,8 @@ export default {
         names.map((name) => h("section", {"aria-label": name, "data-model": name},
           h("h2", null, name),
           plans.has(name) ? planSummary(plans.get(name)) : null,
-          replicaTable(name, replicas.data.filter((r) => r.model === name), control))));
+          replicaTable(name, replicas.data.filter((r) => r.model === name), control))),
+        lifecycleEvents(fleet));
       live.textContent = `Live: updated ${clock(Date.now() / 1000)}, every 3 s.`;
     }
 
