@@ -74,10 +74,17 @@ function poolTable(model) {
       {label: "Cold start", num: true, value: coldStart},
       {label: "Capacity each", num: true,
         value: (p) => (p.capacity_rps_per_replica === null ? "–" : `${number(p.capacity_rps_per_replica)} req/s`)},
-      {label: "Why", value: (p) => p.reason || "–"},
     ],
     rows: model.pools,
   });
+}
+
+/** Why each pool has the count it has (long sentences: a list reads better than a table column). */
+function poolReasons(model) {
+  const pools = model.pools.filter((p) => p.reason);
+  if (!pools.length) return null;
+  return h("ul", {class: "reasons", "aria-label": `Why each pool of ${model.model} has its count`},
+    pools.map((p) => h("li", {"data-pool": p.pool}, h("strong", null, `${p.pool}: `), p.reason)));
 }
 
 function planSummary(model) {
@@ -90,6 +97,7 @@ function planSummary(model) {
         `${count(load.output_tokens)} output tokens per request.`)
       : h("p", null, "No plan for this model yet."),
     poolTable(model),
+    poolReasons(model),
     decisions.length
       ? h("div", null, h("h4", null, "The planner's latest decisions"),
         h("ul", null, decisions.map((d) => h("li", null, h("time", null, when(d.at)), ": ", d.reasons.join("; ")))))
