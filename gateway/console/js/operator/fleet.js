@@ -20,7 +20,7 @@ function circuitBadge(replica) {
 }
 
 function chipCell(chip, simulated) {
-  return [chip, simulated ? [" ", simulatedBadge()] : null];
+  return h("span", {class: "nowrap"}, chip, simulated ? [" ", simulatedBadge()] : null);
 }
 
 function replicaTable(model, replicas, act) {

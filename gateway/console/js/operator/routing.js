@@ -21,7 +21,7 @@ const OUTCOMES = {
   unserved: ["unserved: no replica could take it", "bad"],
 };
 const outcome = (e) => badge(...(OUTCOMES[e.outcome] || [e.outcome, "warn"]));
-const chip = (e) => (e.chip ? [e.chip, e.simulated ? [" ", simulatedBadge()] : null] : "–");
+const chip = (e) => (e.chip ? h("span", {class: "nowrap"}, e.chip, e.simulated ? [" ", simulatedBadge()] : null) : "–");
 const replica = (e) => (e.replica ? h("code", null, e.replica) : "–");
 
 export default {
