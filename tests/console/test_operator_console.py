@@ -125,7 +125,7 @@ def test_fleet_view_shows_the_documented_fleet_status(console: ConsolePage) -> N
     pools = {row["Pool"]: row for row in console.rows("pools-llama-3.1-8b-instruct")}
     assert pools["l4"]["Chip"] == "nvidia-l4 simulated"
     assert pools["l4"]["Running / desired"] == "1 / 2"
-    assert pools["l4"]["Starting"] == "1"
+    assert pools["l4"]["Starting / draining"] == "1 / 0"
     assert pools["h100"]["Standby / desired"] == "1 / 1"
     assert pools["h100"]["$/hour each"] == "3.99 USD"
     assert pools["l4"]["Cold start"] == "60 s (measured 42.5 s)"
