@@ -79,6 +79,14 @@ def test_the_page_has_no_inline_script_style_or_handler() -> None:
     assert markup.problems == []
 
 
+def test_the_page_asks_for_every_module_at_once() -> None:
+    page = (CONSOLE / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/console/([^"]+)">', page))
+
+    # app.js is the page's script; every module it imports, directly or not, is fetched in parallel with it
+    assert preloaded == {name for name in FILES if name.endswith(".js")} - {"js/app.js"}
+
+
 @pytest.mark.parametrize("name", [n for n in FILES if n.endswith(".js")])
 def test_scripts_never_turn_strings_into_markup_or_code(name: str) -> None:
     source = (CONSOLE / name).read_text()
