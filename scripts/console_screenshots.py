@@ -20,9 +20,9 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.console.console_page import ConsolePage, launch_chromium  # noqa: E402
-from tests.fakes.fleet_status import fleet_status  # noqa: E402
-from tests.live_server import ADMIN_KEY, LiveServer, sim_config  # noqa: E402
+from tests.console.console_page import ConsolePage, launch_chromium
+from tests.fakes.fleet_status import fleet_status
+from tests.live_server import ADMIN_KEY, LiveServer, sim_config
 
 OUT = ROOT / "docs" / "console"
 DESKTOP = {"width": 1280, "height": 800}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -39,7 +39,7 @@ def undrain_afterwards(console_server: LiveServer) -> Iterator[None]:
                        headers={"authorization": f"Bearer {ADMIN_KEY}"})
 
 
-def _replica_row(operator: ConsolePage, replica_id: str):  # noqa: ANN202 - a Playwright locator
+def _replica_row(operator: ConsolePage, replica_id: str):
     return operator.page.locator("[data-model] tbody tr", has=operator.page.locator("code", has_text=replica_id))
 
 
