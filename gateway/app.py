@@ -17,6 +17,7 @@ from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
 from gateway.context import Gateway
+from gateway.decision_log import DecisionLog
 from gateway.edge import Edge
 from gateway.fleet import FleetController
 from gateway.fleet_shared import SharedFleet
@@ -25,7 +26,10 @@ from gateway.metrics import GatewayMetrics
 from gateway.observers import LoadRecorder, OverloadWatch, RoutingFanout, SettlementFanout
 from gateway.plan import Planner
 from gateway.routes_admin import routes as admin_routes
+from gateway.routes_console import console_routes
 from gateway.routes_openai import routes as openai_routes
+from gateway.routes_operator import routes as operator_routes
+from gateway.routes_tenant import routes as tenant_routes
 from gateway.serving import Serving
 from routing.fleet.load import LoadTracker
 from routing.fleet.planner import FleetPlanner
@@ -100,6 +104,7 @@ def _anonymous_key(config: GatewayConfig) -> ApiKey | None:
 async def build_gateway(config: GatewayConfig) -> Gateway:
     """Open stores and construct every part; backends are started by ``start``."""
     metrics = GatewayMetrics()
+    decisions = DecisionLog()
     db = await open_database(config.ledger)
     try:
         db.ledger.on_flush = metrics.ledger_flushed
@@ -112,7 +117,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         fleet = FleetController(
             config, lifecycle, FleetPlanner(config.fleet, slo=config.routing.slo), tracker, shared=_shared_fleet(config)
         )
-        routing_observer = RoutingFanout((metrics, OverloadWatch(fleet.overloaded)))
+        routing_observer = RoutingFanout((metrics, OverloadWatch(fleet.overloaded), decisions))
         policy = make_policy(config.routing.policy, slo=config.routing.slo)
         router = Router(registry, policy, config.routing, observer=routing_observer)
         health = HealthMonitor(registry, config.routing)
@@ -141,6 +146,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         metrics=metrics,
         lifecycle=lifecycle,
         fleet=fleet,
+        decisions=decisions,
         started_at=int(time.time()),
     )
 
@@ -173,4 +179,5 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    return Edge((*openai_routes, *admin_routes), lifespan=lifespan, observer=lambda gw: gw.metrics)
+    routes = (*openai_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())
+    return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics)

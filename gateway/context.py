@@ -11,6 +11,7 @@ from billing.tokens import TokenAccounting
 from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
+from gateway.decision_log import DecisionLog
 from gateway.fleet import FleetController
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import GatewayMetrics
@@ -40,6 +41,7 @@ class Gateway:
     metrics: GatewayMetrics
     lifecycle: Lifecycle
     fleet: FleetController
+    decisions: DecisionLog
     started_at: int
 
 

@@ -157,14 +157,21 @@ class Lifecycle:
         return [m.replica for m in self._members.values() if m.pool == pool]
 
     def status(self, pool: str) -> PoolStatus:
+        """Counts by state, the measured cold start, and how much slower than its profile the pool
+        runs (observed / modelled TPOT of its active replicas, from live telemetry)."""
         counts = {state: 0 for state in ReplicaState}
+        factors = []
         for member in self._members.values():
             if member.pool == pool:
                 counts[member.replica.state] += 1
+                factor = member.replica.telemetry.tpot_calibration()
+                if factor is not None and member.replica.state is ReplicaState.ACTIVE:
+                    factors.append(factor)
         return PoolStatus(
             starting=counts[ReplicaState.STARTING], active=counts[ReplicaState.ACTIVE],
             standby=counts[ReplicaState.STANDBY], draining=counts[ReplicaState.DRAINING],
             measured_cold_start_s=self.pools[pool].measured_cold_start_s,
+            calibration=sum(factors) / len(factors) if factors else 1.0,
         )
 
     def enact(self, pool: str, active: int, standby: int, *, retiring: int = 0, reason: str = "plan") -> list[Action]:

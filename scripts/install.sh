@@ -10,6 +10,17 @@ extras="cpu"
 [ "${1:-}" = "test" ] && extras="cpu,test"
 stamp=".venv/.installed-$extras-$(sha1sum pyproject.toml scripts/install.sh | sha1sum | cut -c1-12)"
 
+# the console's browser tests drive the system's Chromium (Debian's package), never a downloaded one
+if [ "${1:-}" = "test" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the browser tests need Debian's chromium: run 'apt-get install chromium' as root" >&2
+    exit 1
+  fi
+fi
 if [ -f "$stamp" ]; then
   exit 0
 fi
