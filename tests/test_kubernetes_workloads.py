@@ -151,7 +151,7 @@ def test_each_replica_pod_registers_a_replica_the_gateway_accepts(built: Build, 
         pool = deployment["spec"]["template"]["metadata"]["labels"]["maas-gateway/pool"]
         env = container_env(deployment, "registrar")
         pod = {"POD_NAME": f"{deployment['metadata']['name']}-7d9f8b6c5-x2x4q", "POD_IP": "10.42.3.17"}
-        expanded = {k: re.sub(r"\$\((\w+)\)", lambda m: pod[m.group(1)], v) for k, v in env.items()}
+        expanded = {k: re.sub(r"\$\((\w+)\)", lambda m, pod=pod: pod[m.group(1)], v) for k, v in env.items()}
         settings = registrar.Settings.from_env({**expanded, "MAAS_ADMIN_KEY": TEST_ADMIN_KEY})
         spec = ReplicaConfig.model_validate(settings.replica)
         assert spec.id == pod["POD_NAME"] and spec.url == "http://10.42.3.17:8000/v1"
@@ -177,3 +177,20 @@ def test_engine_stops_only_after_the_registrar_has_deregistered_the_pod(built: B
         assert mounts["engine"][str(state)] == mounts["registrar"][str(state)]
         # drain + the engine's own shutdown fit in the grace period
         assert pod["terminationGracePeriodSeconds"] >= float(sidecar_env["MAAS_DRAIN_TIMEOUT_S"]) + 30
+
+
+def test_prometheus_scrapes_every_gateway_pod_with_the_metrics_token(built: Build) -> None:
+    scrape = yaml.safe_load(built.get("ConfigMap", "maas-prometheus-scrape")["data"]["maas-gateway.yml"])
+    (job,) = scrape["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer"
+    assert job["authorization"]["credentials_file"].endswith("/metrics-token")  # the Secret's key, mounted as a file
+    (discovery,) = job["kubernetes_sd_configs"]
+    assert discovery["role"] == "pod"  # one target per pod: each gateway process counts its own requests
+    assert discovery["namespaces"]["names"] == [built.get("Deployment", "maas-gateway")["metadata"]["namespace"]]
+    labels = built.get("Deployment", "maas-gateway")["spec"]["template"]["metadata"]["labels"]
+    keep = {tuple(r["source_labels"]): r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
+    name_and_component = ("__meta_kubernetes_pod_label_app_kubernetes_io_name",
+                          "__meta_kubernetes_pod_label_app_kubernetes_io_component")
+    assert keep[name_and_component] == f"{labels['app.kubernetes.io/name']};{labels['app.kubernetes.io/component']}"
+    assert keep[("__meta_kubernetes_pod_container_port_name",)] in {p["name"] for p in gateway_container(built)["ports"]}
