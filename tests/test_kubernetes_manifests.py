@@ -196,5 +196,8 @@ def test_loader_builds_what_kubectl_kustomize_builds(built: Build) -> None:
     text = yaml.safe_dump_all(theirs)
     for hashed, plain in generated.items():
         text = text.replace(hashed, plain)
-    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+
+    def key(obj: dict[str, Any]) -> tuple[str, str]:
+        return obj["kind"], obj["metadata"]["name"]
+
     assert sorted(yaml.safe_load_all(text), key=key) == sorted(built.objects, key=key)
