@@ -89,6 +89,16 @@ class ServerConfig(_Strict):
     allow_anonymous_remote: bool = False
     anonymous_tenant: str = "anonymous"
     log_level: str = "info"
+    #: request line and headers, at most (431 beyond)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: a request's headers must arrive within this of its first byte, its body within
+    #: ``body_timeout_s`` of the headers (408 and the connection closed otherwise)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    #: open connections and requests at once, at most (503 beyond)
+    max_connections: int = Field(default=4096, ge=1, le=1_000_000)
+    #: origins a browser may call the API from (CORS); empty: no cross-origin access at all
+    cors_origins: list[str] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")
     def _anonymous_is_local(self) -> ServerConfig:

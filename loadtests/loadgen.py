@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     install_uvloop()
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
-    headers.setdefault("authorization", "Bearer sk-bench")
+    # anonymous gateways accept the SDKs' placeholder key; any other unknown key is a 401
+    headers.setdefault("authorization", "Bearer EMPTY")
     payload = request_bytes(args.url, chat_body(stream=args.stream, model=args.model, max_tokens=args.max_tokens), headers)
     result = asyncio.run(
         run(args.url, payload, connections=args.connections, duration=args.duration, warmup=args.warmup, rate=args.rate,

@@ -16,7 +16,7 @@ User classes (pick with locust's class arguments; all run by default):
 
 Environment:
 
-* ``MAAS_KEYS``: comma-separated API keys (default: ``sk-locust``, i.e. anonymous on
+* ``MAAS_KEYS``: comma-separated API keys (default: ``EMPTY``, the placeholder accepted as anonymous on
   a gateway with ``allow_anonymous``); each user takes the next one.
 * ``MAAS_MODEL`` (``default``), ``MAAS_MAX_TOKENS`` (64: output of the fixed-size
   users), ``MAAS_MAX_PROMPT_TOKENS`` / ``MAAS_MAX_OUTPUT_TOKENS`` (2048 / 512: caps on
@@ -50,7 +50,7 @@ MAX_PROMPT = int(os.environ.get("MAAS_MAX_PROMPT_TOKENS", "2048"))
 MAX_OUTPUT = int(os.environ.get("MAAS_MAX_OUTPUT_TOKENS", "512"))
 WAIT_S = float(os.environ.get("MAAS_WAIT_S", "0"))
 TRACE = Path(os.environ.get("MAAS_TRACE", "/work/shared/data/traces/azure_conv_2023.csv"))
-KEYS = [k.strip() for k in os.environ.get("MAAS_KEYS", "sk-locust").split(",") if k.strip()]
+KEYS = [k.strip() for k in os.environ.get("MAAS_KEYS", "EMPTY").split(",") if k.strip()]
 
 #: 20 quantiles (2.5%, 7.5%, ... 97.5%) of prompt and output tokens in azure_conv_2023.csv,
 #: for when the trace file is not at hand; pairs are drawn independently from each list

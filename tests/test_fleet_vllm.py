@@ -33,7 +33,7 @@ def server(tmp_path_factory) -> Iterator[LiveServer]:
             "replica": {"engine": {"max_model_len": 1024, "max_num_seqs": 16, "kv_cache_gib": 1}},
         }],
         # a short hysteresis and short load windows, so that the test sees a day's swings in a minute
-        "fleet": {"interval_s": 1.0, "scale_in_after_s": 4, "min_up_s": 0, "headroom": 0.3,
+        "fleet": {"interval_s": 1.0, "scale_in_after_s": 20, "min_up_s": 0, "headroom": 0.3,
                   "load": {"bucket_s": 1, "rate_window_s": 6, "peak_span_s": 3, "peak_window_s": 6, "window_s": 20,
                            "mix_min_requests": 5}},
         "routing": {"policy": "cost_latency", "slo": {"ttft_ms": 1500, "tpot_ms": 150}},
@@ -87,7 +87,7 @@ async def test_a_second_engine_starts_under_load_and_drains_without_failing_a_re
 
     tasks = [asyncio.create_task(worker(i)) for i in range(10)]
     try:
-        took = await until(server, "a second engine serving", lambda p: p["replicas"]["active"] == 2, 300)
+        took = await until(server, "a second engine serving", lambda p: p["replicas"]["active"] == 2, 420)
         await until(server, "the second engine to take requests", lambda p: len(served_by) == 2, 120)
         # the load falls to one client: the planner scales in after its hysteresis; the engine drains first
         clients[0] = 1

@@ -14,11 +14,13 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.live_server import ADMIN_KEY
 from tests.processes import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
 MODEL = "llama-3.1-8b-instruct"
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 RPM = 10
 EXTRA = 5
 BURST = 60
@@ -51,7 +53,7 @@ def _create_key(gateway: GatewayProcess, tenant: str, *extra: str) -> str:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     workdir = tmp_path_factory.mktemp("workers")
-    proc = GatewayProcess(_config(workdir), workdir)
+    proc = GatewayProcess(_config(workdir), workdir, env={"MAAS_ADMIN_KEY": ADMIN_KEY})
     proc.tenant = f"workers-{int(time.time() * 1000)}"  # type: ignore[attr-defined]
     proc.keys = {  # type: ignore[attr-defined]
         "open": _create_key(proc, proc.tenant + "-open"),  # type: ignore[attr-defined]
@@ -138,3 +140,13 @@ def test_shared_ledger_holds_one_row_per_admitted_request(gateway: GatewayProces
     key = gateway.keys["limited"]  # type: ignore[attr-defined]
     body = httpx.get(gateway.url + "/v1/usage", headers={"authorization": f"Bearer {key}"}, timeout=10).json()
     assert sum(row["requests"] for row in body["data"]) == RPM
+
+
+def test_workers_get_the_admin_key_without_it_being_in_their_environment(gateway: GatewayProcess) -> None:
+    workers = psutil.Process(gateway.proc.pid).children(recursive=True)  # type: ignore[union-attr]
+    assert len([w for w in workers if "gateway" in " ".join(w.cmdline()) or w.name().startswith("python")]) >= 2
+    for worker in workers:
+        assert "MAAS_ADMIN_KEY" not in worker.environ()
+    # and the admin API still works in every worker
+    for _ in range(6):
+        assert httpx.get(gateway.url + "/admin/replicas", headers=ADMIN).status_code == 200
