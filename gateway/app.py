@@ -180,4 +180,4 @@ def create_app(config: GatewayConfig) -> Edge:
             await stop(gw)
 
     routes = (*openai_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())
-    return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics)
+    return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics, cors_origins=config.server.cors_origins)

@@ -91,8 +91,10 @@ class Edge:
         *,
         lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
         observer: Callable[[Any], EdgeObserver | None] = lambda context: None,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         self._table = RouteTable(routes)
+        self._cors = frozenset(cors_origins)
         self._ids = RequestIds()
         self._lifespan = lifespan
         self._observer_of = observer
@@ -109,6 +111,13 @@ class Edge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(scope, receive, send, self._ids)
+        if self._cors:
+            origin = exchange.headers.get("origin")
+            if origin in self._cors:
+                send = exchange.send = _with_cors(send, origin)
+                if scope["method"] == "OPTIONS" and "access-control-request-method" in exchange.headers:
+                    await _preflight(exchange)
+                    return
         route: Route | None = None
         try:
             route, exchange.params = self._table.match(scope["method"], scope["path"])
@@ -194,3 +203,36 @@ class Edge:
             return
         await send({"type": "lifespan.shutdown.complete"})
 
+
+
+#: what a browser on an allowed origin may send (preflight answers)
+_CORS_ALLOW = (
+    (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"authorization, content-type, x-api-key, x-request-id, anthropic-version"),
+    (b"access-control-max-age", b"600"),
+)
+_CORS_EXPOSE = (
+    b"x-request-id, x-maas-replica, x-maas-chip, x-maas-cost-usd, x-maas-overhead-ms, x-maas-simulated, "
+    b"x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-limit-tokens, "
+    b"x-ratelimit-remaining-tokens, retry-after"
+)
+
+
+def _with_cors(send: Send, origin: str) -> Send:
+    """Adds the CORS response headers for an allowed ``origin`` (no credentials: keys travel in headers)."""
+    allow = origin.encode("latin-1")
+
+    async def cors_send(message: dict) -> None:  # type: ignore[type-arg]
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                *message["headers"], (b"access-control-allow-origin", allow), (b"vary", b"origin"),
+                (b"access-control-expose-headers", _CORS_EXPOSE),
+            ]
+        await send(message)
+
+    return cors_send  # type: ignore[return-value]
+
+
+async def _preflight(exchange: Exchange) -> None:
+    await exchange.start(204, [*_CORS_ALLOW, (b"content-length", b"0")])
+    await exchange.send({"type": "http.response.body", "body": b""})

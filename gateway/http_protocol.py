@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol

@@ -13,7 +13,6 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-
 from typing import Any
 
 import orjson
