@@ -22,6 +22,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.plan import Planner
 from gateway.replicas import make_replica
 from gateway.routes_admin import routes as admin_routes
+from gateway.routes_embeddings import routes as embedding_routes
 from gateway.routes_openai import routes as openai_routes
 from gateway.serving import Serving
 from routing.health import HealthMonitor
@@ -44,13 +45,15 @@ def price_book(config: GatewayConfig) -> PriceBook:
 def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
     """Each model's own tokenizer: configured, else the model directory of its in-process engine."""
     paths: dict[str, str] = {}
+    embedding = {m.name for m in config.models if m.kind == "embedding"}
     for replica in config.replicas:
         if replica.backend == "vllm" and replica.engine is not None:
             path = replica.engine.model_path
             if path is None:
+                from backends.bundled_embedding import bundled_embedding_path
                 from backends.bundled_model import bundled_model_path
 
-                bundled = bundled_model_path()
+                bundled = bundled_embedding_path() if replica.model in embedding else bundled_model_path()
                 path = None if bundled is None else str(bundled)
             if path is not None:
                 paths.setdefault(replica.model, path)
@@ -138,4 +141,5 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    return Edge((*openai_routes, *admin_routes), lifespan=lifespan, observer=lambda gw: gw.metrics)
+    routes = (*openai_routes, *embedding_routes, *admin_routes)
+    return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics)

@@ -81,7 +81,7 @@ def invalid_json(detail: str) -> APIError:
 def missing_key() -> APIError:
     return APIError(
         401,
-        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' (or 'x-api-key: YOUR_KEY').",
         type="authentication_error",
         code="invalid_api_key",
     )

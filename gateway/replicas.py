@@ -26,7 +26,11 @@ def make_replica(spec: ReplicaConfig, config: GatewayConfig) -> Replica:
         spec.model,
         spec.chip,
         cost,
-        build_backend(spec, max_model_len=model.max_model_len if model else None),
+        build_backend(
+            spec,
+            max_model_len=model.max_model_len if model else None,
+            embedding=model is not None and model.kind == "embedding",
+        ),
         profile=profile,
         simulated=spec.backend == "simulated",
         telemetry=ReplicaTelemetry(alpha=config.routing.ewma_alpha),
