@@ -18,6 +18,7 @@ import orjson
 from billing.keys import KeyStore
 from billing.ledger import GroupCommitLedger, SqlStore
 from billing.records import UsageRecord
+from billing.response_store import ResponseStore
 from billing.revocations import feed_for
 from billing.tenants import TenantStore
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class BillingDatabase:
-    """The billing database: ``keys``, ``tenants`` and ``ledger`` over one ``store``."""
+    """The billing database: ``keys``, ``tenants``, ``ledger`` and stored ``responses`` over one ``store``."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class BillingDatabase:
         self.keys = KeyStore(store, clock=clock, feed=feed_for(store))
         self.tenants = TenantStore(store, clock=clock)
         self.ledger = GroupCommitLedger(store, **(ledger_options or {}))
+        self.responses = ResponseStore(store, clock=clock)
         #: where records that could not be written at close go, to be replayed at next open
         self.spill_path = spill_path
 

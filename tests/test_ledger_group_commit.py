@@ -145,8 +145,8 @@ async def test_reopening_does_not_rerun_migrations_and_keeps_rows(sqlite_url):
     second = await open_database(sqlite_url)
     try:
         assert await second.ledger.count() == 1
-        versions = await second.store.fetch("SELECT version FROM schema_version")
-        assert versions == [(1,)]
+        versions = await second.store.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(1,), (2,)]
     finally:
         await second.close()
 
