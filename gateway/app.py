@@ -23,6 +23,7 @@ from gateway.plan import Planner
 from gateway.replicas import make_replica
 from gateway.routes_admin import routes as admin_routes
 from gateway.routes_embeddings import routes as embedding_routes
+from gateway.routes_messages import routes as messages_routes
 from gateway.routes_openai import routes as openai_routes
 from gateway.routes_responses import routes as responses_routes
 from gateway.serving import Serving
@@ -142,5 +143,5 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    routes = (*openai_routes, *responses_routes, *embedding_routes, *admin_routes)
+    routes = (*openai_routes, *responses_routes, *messages_routes, *embedding_routes, *admin_routes)
     return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics)

@@ -48,7 +48,7 @@ class APIError(Exception):
 
     def anthropic_body(self) -> dict:
         """The same error in Anthropic's shape (the Messages surface)."""
-        return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(self.status, "api_error"), "message": self.message}}
+        return {"type": "error", "error": {"type": anthropic_error_type(self.status), "message": self.message}}
 
     def anthropic_body_bytes(self) -> bytes:
         return orjson.dumps(self.anthropic_body())
@@ -68,6 +68,11 @@ _ANTHROPIC_TYPES = {
     503: "overloaded_error",
     504: "api_error",
 }
+
+
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's error type for an HTTP status."""
+    return _ANTHROPIC_TYPES.get(status, "api_error")
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> APIError:
