@@ -127,7 +127,9 @@ class VllmEmbeddingBackend:
                 *(self._one(engine, tokens_input(ids), params, f"{request.request_id}-{i}") for i, ids in enumerate(prompts))
             )
         except validation_error as exc:
-            raise UpstreamRejected(str(exc.args[0]) if exc.args else str(exc), param=exc.parameter) from None
+            # vLLM names no parameter when it refuses dimensions for a model not trained to be truncated
+            param = getattr(exc, "parameter", None) or ("dimensions" if request.dimensions is not None else "input")
+            raise UpstreamRejected(str(exc.args[0]) if exc.args else str(exc), param=param) from None
         except (BackendError, asyncio.CancelledError):
             raise
         except Exception as exc:  # noqa: BLE001 - every vLLM failure becomes a typed backend error

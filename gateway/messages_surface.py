@@ -3,8 +3,11 @@
 Typed after Anthropic's API reference (``POST /v1/messages``): ``system`` as a
 string or text blocks; messages of ``text``, ``tool_use`` and ``tool_result``
 blocks; ``max_tokens`` (required), ``stop_sequences``, ``temperature``, ``top_p``,
-``top_k``, client ``tools`` and ``tool_choice`` (``auto``, ``any``, ``tool``,
-``none``), ``metadata.user_id``. A ``tool_result`` becomes a chat ``tool``
+``top_k`` (which the current SDK sends through ``extra_body`` only, older clients
+directly), client ``tools`` and ``tool_choice`` (``auto``, ``any``, ``tool``,
+``none``), ``metadata.user_id``, ``output_config`` (a JSON-schema ``format``: the
+chat surface's structured outputs; ``effort``: a hint), ``cache_control`` (a hint:
+vLLM caches prefixes by itself). A ``tool_result`` becomes a chat ``tool``
 message, a ``tool_use`` an assistant tool call, so every backend and the
 capability check see one shape. Images, documents, server tools and extended
 thinking are refused with a 400 naming the field, never ignored.
@@ -58,6 +61,8 @@ class MessagesBody(CountTokensBody):
     metadata: dict[str, Any] | None = None
     stream: bool | None = None
     service_tier: Literal["auto", "standard_only"] | None = None
+    output_config: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
 
 
 def _text_of(blocks: Any, param: str) -> str:
@@ -165,6 +170,19 @@ def _tool_choice(choice: dict[str, Any] | None, tools: list[dict[str, Any]] | No
     raise errors.bad_request("tool_choice.type must be auto, any, tool or none.", param="tool_choice.type")
 
 
+def _output_format(output_config: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
+    """``output_config`` as chat's ``response_format`` and ``reasoning_effort``."""
+    config = output_config or {}
+    fmt, effort = config.get("format"), config.get("effort")
+    if fmt is None:
+        return None, effort if isinstance(effort, str) else None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise errors.bad_request("'output_config.format' must be {\"type\": \"json_schema\", \"schema\": {...}}.",
+                                 param="output_config.format")
+    spec = {"name": "output", "schema": fmt["schema"]}
+    return {"type": "json_schema", "json_schema": spec}, effort if isinstance(effort, str) else None
+
+
 def generation_request(body: CountTokensBody, request_id: str, served_model: str) -> GenerationRequest:
     """The internal chat request of a Messages (or count_tokens) body."""
     if body.thinking is not None and body.thinking.get("type") != "disabled":
@@ -180,6 +198,7 @@ def generation_request(body: CountTokensBody, request_id: str, served_model: str
     full = body if isinstance(body, MessagesBody) else None
     extra = {"top_k": full.top_k} if full is not None and full.top_k is not None else {}
     user = (full.metadata or {}).get("user_id") if full is not None else None
+    response_format, effort = _output_format(full.output_config if full is not None else None)
     return GenerationRequest(
         request_id=request_id,
         model=served_model,
@@ -191,9 +210,11 @@ def generation_request(body: CountTokensBody, request_id: str, served_model: str
             stop=tuple(full.stop_sequences or ()) if full else (),
         ),
         messages=messages,
+        response_format=response_format,
         tools=tools,
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
+        reasoning_effort=effort,
         attribution=Attribution(user=user if isinstance(user, str) else None),
         extra=extra,
     )

@@ -154,3 +154,13 @@ def test_errors_take_anthropics_shape_on_this_surface(surfaces_server: LiveServe
     assert response.status_code == status
     error = response.json()
     assert error["type"] == "error" and error["error"]["type"] == kind and error["error"]["message"]
+
+
+def test_output_config_format_gives_json_of_the_schema_and_cache_control_is_accepted(
+    client: anthropic.Anthropic,
+) -> None:
+    message = client.messages.create(
+        model=CHAT, max_tokens=200, messages=[{"role": "user", "content": "Weather as JSON."}],
+        output_config={"format": {"type": "json_schema", "schema": WEATHER_SCHEMA}}, cache_control={"type": "ephemeral"},
+    )
+    jsonschema.validate(orjson.loads(message.content[0].text), WEATHER_SCHEMA)
