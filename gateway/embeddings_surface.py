@@ -78,7 +78,7 @@ def _base64(vector: list[float]) -> str:
 class EmbeddingsRenderer:
     """OpenAI's ``list`` of ``embedding`` objects; an embeddings answer is never streamed."""
 
-    __slots__ = ("_model", "_encoding")
+    __slots__ = ("_encoding", "_model")
 
     def __init__(self, model: str, encoding_format: str) -> None:
         self._model = model

@@ -50,7 +50,7 @@ def _tool_input(arguments: str) -> Any:
 class MessagesRenderer:
     """One Messages answer; ``prompt_estimate`` is the input usage announced before the engine's count."""
 
-    __slots__ = ("_id", "_model", "_prompt_estimate", "_started", "_blocks", "_open", "_calls", "_finish", "_stop")
+    __slots__ = ("_blocks", "_calls", "_finish", "_id", "_model", "_open", "_prompt_estimate", "_started", "_stop")
 
     def __init__(self, message_id: str, model: str, prompt_estimate: int) -> None:
         self._id = message_id

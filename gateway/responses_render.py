@@ -49,7 +49,7 @@ def _function_call(item_id: str, call_id: str, name: str, arguments: str, status
 class ResponsesRenderer:
     """One Responses answer. ``head`` is the response object without output, status and usage."""
 
-    __slots__ = ("_head", "_seq", "_output", "_open", "_calls", "_finish", "final")
+    __slots__ = ("_calls", "_finish", "_head", "_open", "_output", "_seq", "final")
 
     def __init__(self, head: dict[str, Any]) -> None:
         self._head = head

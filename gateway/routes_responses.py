@@ -113,7 +113,7 @@ async def create_response(x: Exchange, gw: Gateway) -> Reply | StreamReply:
     async def save(final: dict[str, Any]) -> None:
         try:
             await gw.db.responses.save(key.tenant, key.id, final, items, context)
-        except Exception:  # noqa: BLE001 - the answer was delivered and billed; only its storage failed
+        except Exception:  # the answer was delivered and billed; only its storage failed
             log.exception("response %s could not be stored", final.get("id"))
 
     if isinstance(reply, Reply):

@@ -18,8 +18,17 @@ import pytest
 from backends.sim_embedding import sim_embedding
 from tests.live_server import LiveServer, sim_config
 from tests.processes import GatewayProcess
-from tests.surfaces import CHAT, CHAT_PRICE, EMBED, EMBED_PRICE, MESSAGES_WEATHER, RESPONSES_WEATHER, WEATHER_SCHEMA
-from tests.surfaces import ledger_rows, price_nano
+from tests.surfaces import (
+    CHAT,
+    CHAT_PRICE,
+    EMBED,
+    EMBED_PRICE,
+    MESSAGES_WEATHER,
+    RESPONSES_WEATHER,
+    WEATHER_SCHEMA,
+    ledger_rows,
+    price_nano,
+)
 
 
 @pytest.fixture(scope="module")
