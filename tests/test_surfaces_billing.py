@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import anthropic
+import httpx
 import openai
+import orjson
 import pytest
 
 from tests.live_server import LiveServer
@@ -150,3 +152,67 @@ def test_an_exhausted_budget_refuses_every_endpoint_and_charges_nothing(surfaces
     else:
         assert body["code"] == "insufficient_quota"
     assert ledger_rows(surfaces_server, f"broke-{endpoint}") == []
+
+
+# ---- a replica that dies mid-stream (last: it leaves the real-speed replica down) ----------------
+
+def _stream_until_killed(server: LiveServer, path: str, body: dict, key: str, delta: str) -> list[tuple[str, dict]]:
+    """Stream ``body``; after three ``delta`` events kill the replica; return every event received."""
+    events: list[tuple[str, dict]] = []
+    deltas = 0
+    with httpx.stream("POST", server.url + path, json={**body, "stream": True}, timeout=30,
+                      headers={"authorization": f"Bearer {key}"}) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, orjson.loads(line.removeprefix("data: "))))
+                deltas += name == delta
+                if deltas == 3:
+                    server.run(_kill(server))
+    return events
+
+
+def _kill(server: LiveServer):  # noqa: ANN202 - a coroutine factory for server.run
+    async def kill() -> None:
+        server.gateway.registry.get("l4-real").backend.kill()
+
+    return kill
+
+
+def test_a_response_stream_whose_replica_dies_ends_in_response_failed_billed_for_delivery(
+    real_speed: LiveServer,
+) -> None:
+    key = real_speed.create_key("dies-responses")
+    events = _stream_until_killed(real_speed, "/v1/responses", {"model": CHAT, "input": "a long answer please"}, key,
+                                  "response.output_text.delta")
+    name, failed = events[-1]
+    assert name == "response.failed" and failed["response"]["status"] == "failed"
+    assert failed["response"]["error"]["code"] and [e[1]["sequence_number"] for e in events] == list(range(len(events)))
+    (row,) = ledger_rows(real_speed, "dies-responses", expect=1)
+    assert row[6] == "partial" and 3 <= row[4] <= 4
+    # a failed response is stored as failed
+    client = _openai(real_speed, key)
+    assert client.responses.retrieve(failed["response"]["id"]).status == "failed"
+
+
+def test_a_message_stream_whose_replica_dies_ends_in_an_error_event(real_speed: LiveServer) -> None:
+    real_speed.run(_revive(real_speed))
+    key = real_speed.create_key("dies-messages")
+    events = _stream_until_killed(real_speed, "/v1/messages", {"model": CHAT, "max_tokens": 150, "messages": HELLO},
+                                  key, "content_block_delta")
+    assert events[-1] == ("error", {"type": "error", "error": {"type": events[-1][1]["error"]["type"],
+                                                               "message": events[-1][1]["error"]["message"]}})
+    assert events[-1][1]["error"]["type"] in ("overloaded_error", "api_error")
+    (row,) = ledger_rows(real_speed, "dies-messages", expect=1)
+    assert row[6] == "partial" and 3 <= row[4] <= 4
+
+
+def _revive(server: LiveServer):  # noqa: ANN202 - a coroutine factory for server.run
+    async def revive() -> None:
+        replica = server.gateway.registry.get("l4-real")
+        replica.backend.revive()
+        await replica.backend.start()
+        replica.breaker.record_success()
+
+    return revive
