@@ -173,7 +173,7 @@ def _stream_until_killed(server: LiveServer, path: str, body: dict, key: str, de
     return events
 
 
-def _kill(server: LiveServer):  # noqa: ANN202 - a coroutine factory for server.run
+def _kill(server: LiveServer):  # a coroutine factory for server.run
     async def kill() -> None:
         server.gateway.registry.get("l4-real").backend.kill()
 
@@ -208,7 +208,7 @@ def test_a_message_stream_whose_replica_dies_ends_in_an_error_event(real_speed: 
     assert row[6] == "partial" and 3 <= row[4] <= 4
 
 
-def _revive(server: LiveServer):  # noqa: ANN202 - a coroutine factory for server.run
+def _revive(server: LiveServer):  # a coroutine factory for server.run
     async def revive() -> None:
         replica = server.gateway.registry.get("l4-real")
         replica.backend.revive()
