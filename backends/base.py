@@ -2,7 +2,8 @@
 
 Backends receive a :class:`GenerationRequest` (not the HTTP schema: the gateway
 translates) and answer with a :class:`Completion` or a stream of
-:class:`StreamChunk`. Usage is always what the engine itself counted.
+:class:`StreamChunk`; an :class:`EmbeddingRequest` is answered with
+:class:`Embeddings`. Usage is always what the engine itself counted.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class Choice:
     finish_reason: str | None
     logprobs: Any = None
     tool_calls: list[dict[str, Any]] | None = None
+    #: the stop string that ended the choice (finish reason ``stop``), when the engine says which
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +152,8 @@ class ChoiceDelta:
     tokens: int | None = None
     logprobs: Any = None
     tool_calls: list[dict[str, Any]] | None = None
+    #: the stop string that ended the choice, on its finishing delta, when the engine says which
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)
@@ -157,6 +162,30 @@ class StreamChunk:
 
     deltas: list[ChoiceDelta]
     usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    """Texts (or token-id lists) to embed, one vector each, in order.
+
+    ``dimensions`` asks for shorter vectors (models trained for it only: a
+    backend refuses it otherwise rather than truncate a vector that was not
+    trained to be truncated).
+    """
+
+    request_id: str
+    model: str
+    inputs: list[str | list[int]]
+    dimensions: int | None = None
+    attribution: Attribution = field(default_factory=Attribution)
+
+
+@dataclass(slots=True)
+class Embeddings:
+    """One vector per input, in input order. ``usage.prompt_tokens`` is every input's tokens."""
+
+    vectors: list[list[float]]
+    usage: Usage | None
 
 
 @dataclass(slots=True, frozen=True)
@@ -190,6 +219,8 @@ class Capabilities:
     moderation: bool = False
     #: fields outside the OpenAI schema (``GenerationRequest.extra``)
     extra_params: bool = False
+    #: ``embed``: vectors for texts
+    embeddings: bool = False
 
     def covers(self, needed: Iterable[str]) -> bool:
         """Whether every named capability is here (names are this class's fields)."""
@@ -301,6 +332,9 @@ class Backend(Protocol):
 
         Closing the iterator early (client gone) must abort the work upstream.
         """
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Vectors for the request's inputs; UpstreamRejected when this replica does not embed."""
 
     async def health(self) -> bool:
         """Cheap liveness probe."""

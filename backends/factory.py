@@ -17,11 +17,13 @@ def profile_for(chip: str) -> ChipProfile | None:
     return CHIPS.get(chip)
 
 
-def build_backend(replica: ReplicaConfig, *, max_model_len: int | None = None) -> Backend:
+def build_backend(replica: ReplicaConfig, *, max_model_len: int | None = None, embedding: bool = False) -> Backend:
     """Construct (not start) the backend a replica config describes.
 
     ``max_model_len`` is the model's context window, when the config states one; a
     simulated replica otherwise enforces the window its model's card publishes.
+    ``embedding``: the model is an embedding model (an in-process engine then runs
+    vLLM's pooling runner, by default on the bundled all-MiniLM-L6-v2).
     """
     if replica.backend == "simulated":
         from backends.model_cards import card_context_length
@@ -51,6 +53,18 @@ def build_backend(replica: ReplicaConfig, *, max_model_len: int | None = None) -
             connect_timeout_s=replica.connect_timeout_s,
             metrics_url=replica.metrics_url,
         )
+    if replica.backend == "vllm" and embedding:
+        from backends.bundled_embedding import bundled_embedding_path
+        from backends.vllm_embedding import VllmEmbeddingBackend
+
+        assert replica.engine is not None
+        path = replica.engine.model_path or bundled_embedding_path()
+        if path is None:
+            raise ValueError(
+                f"replica {replica.id}: no engine.model_path and the bundled embedding model is not prepared "
+                "(run `maas models prepare`)"
+            )
+        return VllmEmbeddingBackend(replica.id, replica.model, replica.engine, model_path=str(path))
     if replica.backend == "vllm":
         from backends.bundled_model import bundled_model_path
         from backends.vllm_engine import VllmEngineBackend

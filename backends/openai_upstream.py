@@ -21,6 +21,8 @@ from backends.base import (
     Choice,
     ChoiceDelta,
     Completion,
+    EmbeddingRequest,
+    Embeddings,
     EngineStats,
     GenerationRequest,
     ReplicaUnavailable,
@@ -113,6 +115,12 @@ def _usage(data: dict[str, Any] | None) -> Usage | None:
     )
 
 
+def _stop_string(choice: dict[str, Any]) -> str | None:
+    """vLLM's servers say which stop string ended a choice (``stop_reason``); OpenAI's do not."""
+    value = choice.get("stop_reason")
+    return value if isinstance(value, str) else None
+
+
 class OpenAIUpstreamBackend:
     """A replica reached over HTTP at an OpenAI-compatible ``/v1`` URL.
 
@@ -128,6 +136,7 @@ class OpenAIUpstreamBackend:
         web_search=True,
         moderation=True,
         extra_params=True,
+        embeddings=True,
     )
 
     def __init__(
@@ -200,10 +209,13 @@ class OpenAIUpstreamBackend:
         return self._pool
 
     async def _post(self, request: GenerationRequest, *, stream: bool) -> UpstreamResponse:
+        return await self._send(self._path(request), request_body(request, self._model, stream=stream))
+
+    async def _send(self, path: str, body: dict[str, Any]) -> UpstreamResponse:
         pool = self._require_pool()
-        payload = orjson.dumps(request_body(request, self._model, stream=stream))
+        payload = orjson.dumps(body)
         try:
-            response = await pool.request("POST", self._path(request), payload)
+            response = await pool.request("POST", path, payload)
         except (UpstreamReadTimeout, UpstreamConnectTimeout):
             raise UpstreamTimeout(f"replica {self.replica_id} timed out") from None
         except UpstreamHTTPError as exc:
@@ -219,14 +231,35 @@ class OpenAIUpstreamBackend:
     def _status_error(self, status: int, raw: bytes, headers: Any) -> BackendError:
         return status_error(self.replica_id, status, raw, headers)
 
-    async def generate(self, request: GenerationRequest) -> Completion:
-        response = await self._post(request, stream=False)
+    async def _read(self, response: UpstreamResponse) -> bytes:
         try:
-            raw = await response.read()
+            return await response.read()
         except UpstreamReadTimeout:
             raise UpstreamTimeout(f"replica {self.replica_id} timed out") from None
         except UpstreamHTTPError:
             raise ReplicaUnavailable(f"replica {self.replica_id} dropped the connection") from None
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """``POST /embeddings``; floats are always asked for (the gateway encodes base64 itself)."""
+        body: dict[str, Any] = {"model": self._model, "input": request.inputs, "encoding_format": "float"}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.attribution.user is not None:
+            body["user"] = request.attribution.user
+        raw = await self._read(await self._send("/embeddings", body))
+        try:
+            data = orjson.loads(raw)
+            items = sorted(data["data"], key=lambda item: item["index"])
+            vectors = [[float(x) for x in item["embedding"]] for item in items]
+        except (ValueError, KeyError, TypeError):
+            raise ReplicaUnavailable(f"replica {self.replica_id} sent a malformed embeddings response") from None
+        if len(vectors) != len(request.inputs):
+            raise ReplicaUnavailable(f"replica {self.replica_id} sent {len(vectors)} vectors for {len(request.inputs)} inputs")
+        return Embeddings(vectors, _usage(data.get("usage")))
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        response = await self._post(request, stream=False)
+        raw = await self._read(response)
         try:
             data = orjson.loads(raw)
             choices = [self._choice(request, c) for c in data["choices"]]
@@ -244,6 +277,7 @@ class OpenAIUpstreamBackend:
                 finish_reason=c.get("finish_reason"),
                 logprobs=c.get("logprobs"),
                 tool_calls=message.get("tool_calls") or None,
+                stop_sequence=_stop_string(c),
             )
         return Choice(
             index=c.get("index", 0), text=c.get("text") or "", finish_reason=c.get("finish_reason"), logprobs=c.get("logprobs")
@@ -279,6 +313,7 @@ class OpenAIUpstreamBackend:
                             finish_reason=c.get("finish_reason"),
                             logprobs=c.get("logprobs"),
                             tool_calls=tool_calls,
+                            stop_sequence=_stop_string(c),
                         )
                     )
                 usage = _usage(data.get("usage"))

@@ -114,6 +114,8 @@ class Drafted:
     deltas: tuple[str, ...]
     finish_reason: str
     tool_deltas: tuple[tuple[dict[str, Any], ...], ...] | None = None
+    #: the stop string that ended the text, when one did
+    stop_sequence: str | None = None
 
     @property
     def text(self) -> str:
@@ -143,18 +145,18 @@ def cap_and_stop(tokens: Sequence[str], *, natural: int, max_tokens: int, stop: 
     if stops:
         cut = _first_stop(full, offsets, stops)
         if cut is not None:
-            end_token, cut_at = cut
+            end_token, cut_at, matched = cut
             tokens = tokens[: end_token + 1]
             deltas = tuple(
                 full[min(offsets[i], cut_at) : min(offsets[i + 1], cut_at)] for i in range(len(tokens))
             )
-            return Drafted(tuple(tokens), deltas, "stop")
+            return Drafted(tuple(tokens), deltas, "stop", stop_sequence=matched)
     return Drafted(tuple(tokens), tuple(tokens), finish)
 
 
-def _first_stop(full: str, offsets: list[int], stops: list[str]) -> tuple[int, int] | None:
-    """(index of the token that completes the earliest stop string, where the text is cut)."""
-    best: tuple[int, int] | None = None
+def _first_stop(full: str, offsets: list[int], stops: list[str]) -> tuple[int, int, str] | None:
+    """(index of the token that completes the earliest stop string, where the text is cut, the string)."""
+    best: tuple[int, int, str] | None = None
     for s in stops:
         pos = full.find(s)
         if pos < 0:
@@ -162,8 +164,8 @@ def _first_stop(full: str, offsets: list[int], stops: list[str]) -> tuple[int, i
         end = pos + len(s)
         # the token whose text reaches the end of the stop string completes it
         token = next(i for i in range(len(offsets) - 1) if offsets[i + 1] >= end)
-        if best is None or (token, pos) < best:
-            best = (token, pos)
+        if best is None or (token, pos) < best[:2]:
+            best = (token, pos, s)
     return best
 
 

@@ -29,6 +29,8 @@ from backends.base import (
     Choice,
     ChoiceDelta,
     Completion,
+    EmbeddingRequest,
+    Embeddings,
     EngineStats,
     GenerationRequest,
     ReplicaUnavailable,
@@ -37,6 +39,7 @@ from backends.base import (
     Usage,
 )
 from backends.chips import ChipProfile
+from backends.sim_embedding import SIM_EMBEDDING_DIMENSIONS, sim_embedding
 from backends.sim_structured import draft_structured, merge_tool_deltas
 from backends.sim_text import (
     Drafted,
@@ -104,6 +107,7 @@ class _Sequence:
             tokens=1,
             logprobs=logprobs,
             tool_calls=list(tool_calls) if tool_calls else None,
+            stop_sequence=self.draft.stop_sequence if last else None,
         )
 
     @property
@@ -130,9 +134,10 @@ class SimulatedBackend:
 
     #: this backend is a test double; reports and /admin must say so
     simulated = True
-    #: it stands in for a vLLM replica with tool parsing and structured outputs; vLLM's
-    #: extras (top_k, ...) are refused, since the double could not honour them
-    capabilities = Capabilities(tools=True, structured_outputs=True)
+    #: it stands in for a vLLM replica with tool parsing and structured outputs (or for an
+    #: embedding model: see :mod:`backends.sim_embedding`); vLLM's extras (top_k, ...) are
+    #: refused, since the double could not honour them
+    capabilities = Capabilities(tools=True, structured_outputs=True, embeddings=True)
 
     def __init__(
         self,
@@ -252,6 +257,7 @@ class SimulatedBackend:
         """Run a request to completion (same engine path as :meth:`stream`)."""
         texts: dict[int, list[str]] = {}
         finish: dict[int, str | None] = {}
+        stops: dict[int, str] = {}
         logprobs: dict[int, list[Any]] = {}
         calls: dict[int, list[dict[str, Any]]] = {}
         usage = Usage()
@@ -262,6 +268,8 @@ class SimulatedBackend:
                     calls.setdefault(delta.index, []).extend(delta.tool_calls or ())
                     if delta.finish_reason is not None:
                         finish[delta.index] = delta.finish_reason
+                    if delta.stop_sequence is not None:
+                        stops[delta.index] = delta.stop_sequence
                     if delta.logprobs is not None:
                         logprobs.setdefault(delta.index, []).append(delta.logprobs)
                 if chunk.usage is not None:
@@ -273,6 +281,7 @@ class SimulatedBackend:
                 finish_reason=finish.get(i),
                 logprobs=merge_logprobs(logprobs[i]) if i in logprobs else None,
                 tool_calls=merge_tool_deltas(calls[i]) if calls.get(i) else None,
+                stop_sequence=stops.get(i),
             )
             for i in sorted(texts)
         ]
@@ -303,6 +312,23 @@ class SimulatedBackend:
                 yield StreamChunk(deltas=deltas, usage=usage)
         finally:
             self._withdraw(run)
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Deterministic vectors from the text (a labelled double), after the chip's prefill time."""
+        if not self._serving():
+            raise ReplicaUnavailable(f"simulated replica ({self.profile.name}) is not serving")
+        if self._faults:
+            raise self._faults.popleft()
+        if request.model != self.served_model:
+            raise UpstreamRejected(f"model {request.model!r} is not served here", status=404, param="model")
+        if request.dimensions is not None and not 1 <= request.dimensions <= SIM_EMBEDDING_DIMENSIONS:
+            raise UpstreamRejected(
+                f"dimensions must be between 1 and {SIM_EMBEDDING_DIMENSIONS} for this model.", param="dimensions"
+            )
+        tokens = sum(len(tokenize(i)) if isinstance(i, str) else len(i) for i in request.inputs)
+        await self._sleep(self.profile.prefill_time_s(tokens) * self.time_scale)
+        vectors = [sim_embedding(i, seed=self.seed, dimensions=request.dimensions) for i in request.inputs]
+        return Embeddings(vectors, Usage(prompt_tokens=tokens))
 
     def _submit(self, request: GenerationRequest) -> _Run:
         if not self._serving():

@@ -23,6 +23,8 @@ from backends.base import (
     Choice,
     ChoiceDelta,
     Completion,
+    EmbeddingRequest,
+    Embeddings,
     EngineStats,
     GenerationRequest,
     ReplicaUnavailable,
@@ -236,11 +238,12 @@ class VllmEngineBackend:
                     else completion_logprobs(o.token_ids, o.logprobs, top, 0)
                 )
             finish = self._finish(o.finish_reason)
+            stop = o.stop_reason if isinstance(o.stop_reason, str) else None
             if tools is None:
-                choices.append(Choice(o.index, prepared.echo_text + o.text, finish, logprobs))
+                choices.append(Choice(o.index, prepared.echo_text + o.text, finish, logprobs, stop_sequence=stop))
                 continue
             content, calls = tools.parse(o.index, o.text, o.token_ids)
-            choices.append(Choice(o.index, content, tools.finish_reason(o.index, finish), logprobs, calls))
+            choices.append(Choice(o.index, content, tools.finish_reason(o.index, finish), logprobs, calls, stop))
         return Completion(choices=choices, usage=self._usage(out, prepared, sum(len(o.token_ids) for o in out.outputs)))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
@@ -273,20 +276,26 @@ class VllmEngineBackend:
                         )
                     offsets[o.index] += len(o.text)
                     finish = self._finish(o.finish_reason)
+                    stop = o.stop_reason if isinstance(o.stop_reason, str) else None
                     if tools is None:
-                        deltas.append(ChoiceDelta(o.index, o.text, finish, count, logprobs))
+                        deltas.append(ChoiceDelta(o.index, o.text, finish, count, logprobs, stop_sequence=stop))
                         continue
                     text, calls = tools.delta(
                         o.index, o.text, o.token_ids, prepared.token_ids, finished=finish is not None
                     )
                     finish = tools.finish_reason(o.index, finish)
-                    deltas.append(ChoiceDelta(o.index, text, finish, count, logprobs, calls))
+                    deltas.append(ChoiceDelta(o.index, text, finish, count, logprobs, calls, stop))
                 if out.finished:
                     yield StreamChunk(deltas, usage=self._usage(out, prepared, sum(generated)))
                     return
                 yield StreamChunk(deltas)
         finally:
             run.close()
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        raise UpstreamRejected(
+            f"replica {self.replica_id} generates text; embeddings come from a replica of an embedding model."
+        )
 
     async def _prepare(self, request: GenerationRequest) -> tuple[Any, _Prepared]:
         self.capabilities.refuse_unsupported(request)

@@ -19,6 +19,7 @@ from billing.keys import KeyStore
 from billing.ledger import GroupCommitLedger, SqlStore
 from billing.records import UsageRecord
 from billing.replica_hours import ReplicaHours
+from billing.response_store import ResponseStore
 from billing.revocations import feed_for
 from billing.tenants import TenantStore
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class BillingDatabase:
-    """The billing database: ``keys``, ``tenants`` and ``ledger`` over one ``store``."""
+    """The billing database: ``keys``, ``tenants``, ``ledger`` and stored ``responses`` over one ``store``."""
 
     def __init__(
         self,
@@ -41,6 +42,7 @@ class BillingDatabase:
         self.tenants = TenantStore(store, clock=clock)
         self.ledger = GroupCommitLedger(store, **(ledger_options or {}))
         self.replica_hours = ReplicaHours(store)
+        self.responses = ResponseStore(store, clock=clock)
         #: where records that could not be written at close go, to be replayed at next open
         self.spill_path = spill_path
 

@@ -109,6 +109,22 @@ CREATE TABLE replica_hours (
 CREATE INDEX replica_hours_hour ON replica_hours (hour)
 """
 
+# Stored Responses (``store: true``), per tenant: the response object, this request's input
+# items, and the conversation before it (so a continuation is one read). JSON as text.
+_V3_RESPONSES = """
+CREATE TABLE stored_responses (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    key_id TEXT,
+    model TEXT NOT NULL,
+    created_at {double} NOT NULL,
+    response TEXT NOT NULL,
+    input_items TEXT NOT NULL,
+    context_items TEXT NOT NULL
+);
+CREATE INDEX stored_responses_tenant_created ON stored_responses (tenant, created_at)
+"""
+
 
 def _split(script: str, dialect: str) -> list[str]:
     text = script.format(**_TYPES[dialect])
@@ -120,7 +136,8 @@ def migrations(dialect: str) -> Sequence[tuple[int, list[str]]]:
     return [
         (1, _split(_V1_TABLES, dialect) + _V1_APPEND_ONLY[dialect]),
         (2, _split(_V2_TABLES, dialect)),
+        (3, _split(_V3_RESPONSES, dialect)),
     ]
 
 
-LATEST_VERSION = 2
+LATEST_VERSION = 3

@@ -30,6 +30,9 @@ from gateway.routes_console import console_routes
 from gateway.routes_openai import routes as openai_routes
 from gateway.routes_operator import routes as operator_routes
 from gateway.routes_tenant import routes as tenant_routes
+from gateway.routes_embeddings import routes as embedding_routes
+from gateway.routes_messages import routes as messages_routes
+from gateway.routes_responses import routes as responses_routes
 from gateway.serving import Serving
 from routing.fleet.load import LoadTracker
 from routing.fleet.planner import FleetPlanner
@@ -53,13 +56,15 @@ def price_book(config: GatewayConfig) -> PriceBook:
 def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
     """Each model's own tokenizer: configured, else the model directory of its in-process engine."""
     paths: dict[str, str] = {}
+    embedding = {m.name for m in config.models if m.kind == "embedding"}
     for replica in config.replicas:
         if replica.backend == "vllm" and replica.engine is not None:
             path = replica.engine.model_path
             if path is None:
+                from backends.bundled_embedding import bundled_embedding_path
                 from backends.bundled_model import bundled_model_path
 
-                bundled = bundled_model_path()
+                bundled = bundled_embedding_path() if replica.model in embedding else bundled_model_path()
                 path = None if bundled is None else str(bundled)
             if path is not None:
                 paths.setdefault(replica.model, path)
@@ -71,9 +76,10 @@ def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
 
 def _actuators(config: GatewayConfig) -> dict[str, Actuator]:
     windows = {m.name: m.max_model_len for m in config.models}
+    embedding = frozenset(m.name for m in config.models if m.kind == "embedding")
     return {
-        "simulated": SimulatedActuator(max_model_len=windows),
-        "local": LocalActuator(max_model_len=windows),
+        "simulated": SimulatedActuator(max_model_len=windows, embedding_models=embedding),
+        "local": LocalActuator(max_model_len=windows, embedding_models=embedding),
         "external": ExternalActuator(),
     }
 
@@ -179,5 +185,5 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    routes = (*openai_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())
+    routes = (*openai_routes, *responses_routes, *messages_routes, *embedding_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())
     return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics, cors_origins=config.server.cors_origins)

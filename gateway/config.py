@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,6 +58,9 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
+    #: what the model does: ``chat`` (chat, completions, Responses, Messages) or ``embedding`` (embeddings)
+    kind: Literal["chat", "embedding"] = "chat"
+    #: USD per 1M tokens; an embedding model is charged its input tokens only
     price: Price = Field(default_factory=lambda: Price(input_per_mtok=Decimal(0), output_per_mtok=Decimal(0)))
     #: negotiated prices for some tenants (tenant name -> price)
     tenant_prices: dict[str, Price] = Field(default_factory=dict)

@@ -48,7 +48,7 @@ class APIError(Exception):
 
     def anthropic_body(self) -> dict:
         """The same error in Anthropic's shape (the Messages surface)."""
-        return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(self.status, "api_error"), "message": self.message}}
+        return {"type": "error", "error": {"type": anthropic_error_type(self.status), "message": self.message}}
 
     def anthropic_body_bytes(self) -> bytes:
         return orjson.dumps(self.anthropic_body())
@@ -70,6 +70,11 @@ _ANTHROPIC_TYPES = {
 }
 
 
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's error type for an HTTP status."""
+    return _ANTHROPIC_TYPES.get(status, "api_error")
+
+
 def bad_request(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> APIError:
     return APIError(400, message, param=param, code=code)
 
@@ -81,7 +86,7 @@ def invalid_json(detail: str) -> APIError:
 def missing_key() -> APIError:
     return APIError(
         401,
-        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+        "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY' (or 'x-api-key: YOUR_KEY').",
         type="authentication_error",
         code="invalid_api_key",
     )

@@ -15,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import GenerationRequest
+from backends.base import EmbeddingRequest, GenerationRequest
 from billing.keys import ApiKey
-from billing.tokens import PromptTokens, TokenAccounting
+from billing.tokens import PromptText, PromptTokens, TokenAccounting
 from gateway import errors
 from gateway.catalog import ModelCatalog
 from gateway.chat_fields import check_fields
 from gateway.config import ModelConfig
 from gateway.context_window import model_context_length
+from gateway.endpoints import check_endpoint
 from gateway.prompt_text import prefix_key, prompt_text
 from routing.preferences import InvalidPreference, parse_preference
 from routing.registry import ReplicaRegistry
@@ -50,7 +51,7 @@ class RequestPlan:
     #: the API surface, also the ledger's ``kind`` and the metrics' ``endpoint``
     surface: str
     model: ModelConfig
-    request: GenerationRequest
+    request: GenerationRequest | EmbeddingRequest
     prompt: PromptTokens
     #: output tokens reserved per choice (the client's max_tokens, else what the context leaves)
     max_output: int
@@ -60,7 +61,7 @@ class RequestPlan:
 
     @property
     def n(self) -> int:
-        return self.request.sampling.n
+        return self.request.sampling.n if isinstance(self.request, GenerationRequest) else 1
 
 
 class InternalIds:
@@ -99,6 +100,7 @@ class Planner:
     ) -> RequestPlan:
         """``translate(request_id, model_name)`` builds the internal request from the surface's body."""
         config, preference = self._resolve(model, routing, key)
+        check_endpoint(config, surface, model)
         request = translate(self._ids.new(), config.name)
         replicas = self._registry.for_model(config.name)
         needs = check_fields(request, config.name, [(r.id, r.backend.capabilities) for r in replicas])
@@ -115,6 +117,22 @@ class Planner:
             needs=needs,
         )
         return RequestPlan(surface, config, request, prompt, max_output, route, stream, include_usage)
+
+    async def plan_embeddings(
+        self, key: ApiKey, *, model: str, routing: Any, translate: Callable[[str, str], EmbeddingRequest]
+    ) -> RequestPlan:
+        """The plan of an embeddings request: input tokens only, no output reserved."""
+        config, preference = self._resolve(model, routing, key)
+        check_endpoint(config, "embeddings", model)
+        request = translate(self._ids.new(), config.name)
+        texts = tuple(item for item in request.inputs if isinstance(item, str))
+        ids = sum(len(item) for item in request.inputs if not isinstance(item, str))
+        prompt = await self._accounting.prompt(config.name, PromptText(texts, token_ids=ids))
+        route = RouteRequest(
+            model=config.name, prompt_tokens=prompt.estimate, max_tokens=0, preference=preference,
+            needs=frozenset({"embeddings"}),
+        )
+        return RequestPlan("embeddings", config, request, prompt, 0, route, stream=False, include_usage=False)
 
     def _resolve(self, requested: str, routing: Any, key: ApiKey) -> tuple[ModelConfig, Any]:
         try:

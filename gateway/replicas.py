@@ -28,7 +28,11 @@ def make_replica(spec: ReplicaConfig, config: GatewayConfig, *, backend: Backend
         spec.model,
         spec.chip,
         cost,
-        backend if backend is not None else build_backend(spec, max_model_len=model.max_model_len if model else None),
+        backend if backend is not None else build_backend(
+            spec,
+            max_model_len=model.max_model_len if model else None,
+            embedding=model is not None and model.kind == "embedding",
+        ),
         profile=profile,
         simulated=spec.backend == "simulated",
         telemetry=ReplicaTelemetry(alpha=config.routing.ewma_alpha),

@@ -13,6 +13,7 @@ from backends.base import RequestKind
 from gateway import errors
 from gateway.context_window import model_context_length
 from gateway.edge import Reply, Route, StreamReply
+from gateway.endpoints import model_endpoints
 from gateway.exchange import Exchange
 from gateway.plan import Caller
 from gateway.rendering import OpenAIRenderer
@@ -71,6 +72,8 @@ def _model_card(gw: Gateway, name: str) -> dict:
             "currency": "USD",
         },
         "chips": sorted({r.chip for r in replicas}),
+        # the endpoints this model answers (others are a 400 naming the right one)
+        "capabilities": list(model_endpoints(model)),
     }
     window = model_context_length(model.max_model_len, (r.backend for r in replicas))
     if window:

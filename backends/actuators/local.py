@@ -35,15 +35,20 @@ class LocalActuator:
     kind = "local"
     discovers = False
 
-    def __init__(self, *, max_model_len: dict[str, int | None] | None = None) -> None:
+    def __init__(
+        self, *, max_model_len: dict[str, int | None] | None = None, embedding_models: frozenset[str] = frozenset()
+    ) -> None:
         self._max_model_len = dict(max_model_len or {})
+        self._embedding = embedding_models
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
     def build(self, pool: PoolConfig, replica_id: str) -> Started:
         # a local server listens on a free loopback port of its own
         url = {"url": f"http://127.0.0.1:{_free_port()}/v1"} if pool.backend == "openai" else {}
         spec = pool.template(replica_id, **url)
-        return Started(spec, build_backend(spec, max_model_len=self._max_model_len.get(spec.model)), pool)
+        return Started(spec, build_backend(
+            spec, max_model_len=self._max_model_len.get(spec.model), embedding=spec.model in self._embedding
+        ), pool)
 
     async def start(self, started: Started) -> None:
         if started.pool.backend == "openai":

@@ -19,12 +19,17 @@ class SimulatedActuator:
     kind = "simulated"
     discovers = False
 
-    def __init__(self, *, max_model_len: dict[str, int | None] | None = None) -> None:
+    def __init__(
+        self, *, max_model_len: dict[str, int | None] | None = None, embedding_models: frozenset[str] = frozenset()
+    ) -> None:
         self._max_model_len = dict(max_model_len or {})
+        self._embedding = embedding_models
 
     def build(self, pool: PoolConfig, replica_id: str) -> Started:
         spec = pool.template(replica_id)
-        return Started(spec, build_backend(spec, max_model_len=self._max_model_len.get(spec.model)), pool)
+        return Started(spec, build_backend(
+            spec, max_model_len=self._max_model_len.get(spec.model), embedding=spec.model in self._embedding
+        ), pool)
 
     async def start(self, started: Started) -> None:
         profile = CHIPS.get(started.pool.chip)

@@ -1,0 +1,175 @@
+"""An embedding replica: an in-process vLLM engine on its pooling runner.
+
+The same supervision as the chat engine (:class:`backends.vllm_supervisor.EngineSupervisor`:
+built off the loop, watched, restarted); a second, separate engine, because vLLM
+runs a model either to generate or to pool. Each input is one engine request
+(vLLM batches them); usage is the engine's own count of every input's tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from backends.base import (
+    BackendError,
+    Capabilities,
+    Completion,
+    EmbeddingRequest,
+    Embeddings,
+    EngineStats,
+    GenerationRequest,
+    ReplicaUnavailable,
+    StreamChunk,
+    UpstreamRejected,
+    Usage,
+)
+from backends.engine_env import engine_environment
+from backends.vllm_supervisor import EngineSupervisor, EngineTelemetry, RestartBackoff
+
+if TYPE_CHECKING:
+    from backends.settings import EngineConfig
+
+
+class VllmEmbeddingBackend:
+    """A replica of an embedding model served by vLLM's pooling runner (``backend: vllm``)."""
+
+    capabilities = Capabilities(embeddings=True)
+
+    def __init__(self, replica_id: str, served_model: str, engine: EngineConfig, *, model_path: str) -> None:
+        self.replica_id = replica_id
+        self.served_model = served_model
+        self.engine_config = engine
+        self.model_path = model_path
+        self._telemetry = EngineTelemetry()
+        self._supervisor = EngineSupervisor(
+            replica_id,
+            self._build_engine,
+            backoff=RestartBackoff(engine.restart_backoff_s, engine.restart_backoff_max_s),
+            telemetry=self._telemetry,
+        )
+        self._names: Any = None
+        self._open = 0
+        self._context_length: int | None = None
+
+    async def start(self) -> None:
+        """Build the engine in a thread (~30 s on 2 CPU cores for MiniLM) and return when it serves."""
+        await self._supervisor.start()
+
+    async def close(self) -> None:
+        await self._supervisor.close()
+
+    async def health(self) -> bool:
+        return self._supervisor.ready
+
+    def stats(self) -> EngineStats:
+        if not self._supervisor.ready:
+            return EngineStats()
+        if not self._open:
+            return EngineStats(running=0, waiting=0, kv_cache_usage=0.0)
+        return self._telemetry.snapshot()
+
+    def context_length(self) -> int | None:
+        """The longest input the model takes, in tokens (its ``max_model_len``)."""
+        return self._context_length
+
+    @property
+    def supervisor(self) -> EngineSupervisor:
+        return self._supervisor
+
+    def _build_engine(self) -> Any:
+        from vllm import PoolingParams
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.exceptions import VLLMValidationError
+        from vllm.inputs import tokens_input
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self._names = (PoolingParams, tokens_input, VLLMValidationError)
+        cfg = self.engine_config
+        args: dict[str, Any] = {
+            "model": self.model_path,
+            "served_model_name": [self.served_model],
+            "runner": "pooling",
+            "dtype": cfg.dtype,
+            "enforce_eager": cfg.enforce_eager,
+            "max_num_seqs": cfg.max_num_seqs,
+            "seed": cfg.seed,
+            "disable_log_stats": False,
+        }
+        if "max_model_len" in cfg.model_fields_set:
+            # else the model's own limit (MiniLM: 256 tokens, from its sentence-transformers config)
+            args["max_model_len"] = cfg.max_model_len
+        if cfg.kv_cache_gib is not None:
+            args["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * (1 << 30))
+        if cfg.gpu_memory_utilization is not None:
+            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        with engine_environment(cfg.env):
+            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[self._telemetry.logger_factory()])
+        self._context_length = engine.model_config.max_model_len
+        return engine
+
+    # ---- the request path ----------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        engine = self._supervisor.current()
+        pooling_params, tokens_input, validation_error = self._names
+        tokenizer = engine.get_tokenizer()
+        window = engine.model_config.max_model_len
+        prompts = [self._token_ids(tokenizer, item, i, window) for i, item in enumerate(request.inputs)]
+        try:
+            params = pooling_params(task="embed", dimensions=request.dimensions)
+        except Exception as exc:  # noqa: BLE001 - vLLM's refusal of a parameter is the client's 400
+            raise UpstreamRejected(str(exc), param="dimensions") from None
+        self._open += 1
+        try:
+            outputs = await asyncio.gather(
+                *(self._one(engine, tokens_input(ids), params, f"{request.request_id}-{i}") for i, ids in enumerate(prompts))
+            )
+        except validation_error as exc:
+            # vLLM names no parameter when it refuses dimensions for a model not trained to be truncated
+            param = getattr(exc, "parameter", None) or ("dimensions" if request.dimensions is not None else "input")
+            raise UpstreamRejected(str(exc.args[0]) if exc.args else str(exc), param=param) from None
+        except (BackendError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every vLLM failure becomes a typed backend error
+            if not self._supervisor.is_current(engine) or engine.errored:
+                raise ReplicaUnavailable(f"replica {self.replica_id}: the vLLM engine stopped while embedding") from None
+            raise BackendError(f"replica {self.replica_id}: vLLM engine error: {type(exc).__name__}: {exc}") from None
+        finally:
+            self._open -= 1
+        vectors = [out.outputs.data.tolist() for out in outputs]
+        tokens = sum(len(out.prompt_token_ids or ids) for out, ids in zip(outputs, prompts, strict=True))
+        return Embeddings(vectors, Usage(prompt_tokens=tokens))
+
+    @staticmethod
+    async def _one(engine: Any, prompt: Any, params: Any, request_id: str) -> Any:
+        final = None
+        # vLLM aborts the request itself when this generator is cancelled (client gone)
+        async for output in engine.encode(prompt, params, request_id):
+            final = output
+        assert final is not None
+        return final
+
+    @staticmethod
+    def _token_ids(tokenizer: Any, item: str | list[int], index: int, window: int) -> list[int]:
+        if isinstance(item, str):
+            ids = list(tokenizer.encode(item, add_special_tokens=True))
+        else:
+            ids = list(item)
+            vocab = len(tokenizer)
+            if any(t < 0 or t >= vocab for t in ids):
+                raise UpstreamRejected(f"input[{index}]: token ids must be in [0, {vocab}).", param="input")
+        if len(ids) > window:
+            raise UpstreamRejected(
+                f"input[{index}] has {len(ids)} tokens; this model takes at most {window} tokens per input.",
+                param="input",
+            )
+        return ids
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        raise UpstreamRejected(f"replica {self.replica_id} serves embeddings only; it does not generate text.")
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
+        raise UpstreamRejected(f"replica {self.replica_id} serves embeddings only; it does not generate text.")
+        yield  # pragma: no cover - makes this an async generator
