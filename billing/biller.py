@@ -223,6 +223,10 @@ class Biller:
             headers, retry_after=retry_after, limit=check.name,
         )
 
+    def record(self, admission: Admission, outcome: RequestOutcome) -> UsageRecord:
+        """The usage record ``outcome`` would be billed as (nothing written, nothing released)."""
+        return self._record(admission, outcome)
+
     def _record(self, admission: Admission, outcome: RequestOutcome) -> UsageRecord:
         # failed requests are not charged (a stream cut after delivering tokens is "partial")
         usage = Usage() if outcome.status == "error" or outcome.usage is None else outcome.usage

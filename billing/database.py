@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from billing.checkpoints import StreamCheckpoints
 from billing.keys import KeyStore
 from billing.ledger import GroupCommitLedger, SqlStore
 from billing.records import UsageRecord
@@ -36,12 +37,14 @@ class BillingDatabase:
         clock: Callable[[], float] = time.time,
         spill_path: Path | None = None,
         ledger_options: dict[str, Any] | None = None,
+        checkpoint_options: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.keys = KeyStore(store, clock=clock, feed=feed_for(store))
         self.tenants = TenantStore(store, clock=clock)
         self.ledger = GroupCommitLedger(store, **(ledger_options or {}))
         self.replica_hours = ReplicaHours(store)
+        self.checkpoints = StreamCheckpoints(store, clock=clock, **(checkpoint_options or {}))
         self.responses = ResponseStore(store, clock=clock)
         #: where records that could not be written at close go, to be replayed at next open
         self.spill_path = spill_path
@@ -94,6 +97,7 @@ async def open_database(
     clock: Callable[[], float] = time.time,
     spill_path: str | Path | None = None,
     ledger_options: dict[str, Any] | None = None,
+    checkpoint_options: dict[str, Any] | None = None,
 ) -> BillingDatabase:
     """Open (create, migrate) the billing database at ``url`` and replay any spilled records.
 
@@ -115,7 +119,7 @@ async def open_database(
         raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///path.db or postgresql://...")
     db = BillingDatabase(
         store, clock=clock, spill_path=None if spill_path is None else Path(spill_path),
-        ledger_options=ledger_options,
+        ledger_options=ledger_options, checkpoint_options=checkpoint_options,
     )
     try:
         await db.replay_spill()

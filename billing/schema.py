@@ -126,6 +126,24 @@ CREATE INDEX stored_responses_tenant_created ON stored_responses (tenant, create
 """
 
 
+# Streams in flight, checkpointed about every second by the gateway serving them (its
+# ``owner`` id), so that a crash still bills what they delivered: a gateway that stops
+# beating is dead, and any gateway turns its checkpoints into ``partial`` usage records.
+_V4_TABLES = """
+CREATE TABLE stream_checkpoints (
+    request_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    record TEXT NOT NULL,
+    updated_at {double} NOT NULL
+);
+CREATE INDEX stream_checkpoints_owner ON stream_checkpoints (owner);
+CREATE TABLE gateway_heartbeats (
+    owner TEXT PRIMARY KEY,
+    seen_at {double} NOT NULL
+)
+"""
+
+
 def _split(script: str, dialect: str) -> list[str]:
     text = script.format(**_TYPES[dialect])
     return [s.strip() for s in text.split(";") if s.strip()]
@@ -137,7 +155,8 @@ def migrations(dialect: str) -> Sequence[tuple[int, list[str]]]:
         (1, _split(_V1_TABLES, dialect) + _V1_APPEND_ONLY[dialect]),
         (2, _split(_V2_TABLES, dialect)),
         (3, _split(_V3_RESPONSES, dialect)),
+        (4, _split(_V4_TABLES, dialect)),
     ]
 
 
-LATEST_VERSION = 3
+LATEST_VERSION = 4

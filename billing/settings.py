@@ -32,3 +32,12 @@ class LimitsConfig(_Strict):
     store: str = "memory"  # or redis://host:port/db
     per_key: RateLimit = Field(default_factory=RateLimit)
     per_tenant: RateLimit = Field(default_factory=RateLimit)
+
+
+class StreamsConfig(_Strict):
+    """Checkpoints of streams in flight, so that a gateway killed mid-stream still bills what it delivered."""
+
+    #: how often a stream's partial record is written
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60)
+    #: a gateway whose heartbeat is older than this is dead: any gateway bills its streams as partial
+    dead_after_s: float = Field(default=15.0, ge=1, le=3600)

@@ -4,7 +4,7 @@
     async with bill:                          # the replica works
         bill.placed(replica_id, chip, cost_per_hour)
         bill.started()                        # a stream: the answer has begun
-        ...                                   # bill.meter.add(text, tokens) per delivered delta
+        ...                                   # bill.delivered(text, tokens) per delivered delta
         charge = await bill.finish(usage)     # durable before the client sees the end
 
 Every way a request can end is handled here, once:
@@ -34,6 +34,7 @@ from typing import Protocol
 
 from backends.base import Usage
 from billing.biller import Admission, Biller, RequestOutcome, Settlement
+from billing.checkpoints import StreamCheckpoints
 from billing.keys import ApiKey
 from billing.records import RecordStatus, UsageRecord
 from billing.tokens import StreamMeter
@@ -66,6 +67,7 @@ class SettlementSession:
     __slots__ = (
         "_biller", "_admission", "_ticket", "_prompt_estimate", "meter", "_observer",
         "_replica_id", "_chip", "_cost_per_hour", "_replica_seconds", "_ttft_s", "_started", "charge", "usage",
+        "_checkpoints", "_checkpointed_at",
     )
 
     def __init__(
@@ -77,6 +79,7 @@ class SettlementSession:
         prompt_estimate: int,
         meter: StreamMeter,
         observer: SettlementObserver | None = None,
+        checkpoints: StreamCheckpoints | None = None,
     ) -> None:
         self._biller = biller
         self._admission = admission
@@ -90,6 +93,8 @@ class SettlementSession:
         self._replica_seconds = 0.0
         self._ttft_s: float | None = None
         self._started = False
+        self._checkpoints = checkpoints
+        self._checkpointed_at = 0.0
         self.charge: Settlement | None = None
         #: the usage billed, once settled
         self.usage: Usage | None = None
@@ -108,8 +113,23 @@ class SettlementSession:
         self._replica_id, self._chip, self._cost_per_hour = replica_id, chip, cost_per_hour
 
     def started(self) -> None:
-        """The answer has begun reaching the client (a stream's first frames)."""
+        """The answer has begun reaching the client (a stream's first frames); from now on a
+        crash of this gateway still bills what was delivered (checkpoints)."""
         self._started = True
+        self._checkpoint()
+
+    def delivered(self, text: str, tokens: int | None) -> None:
+        """One delta reached the client: its text, and its token count when the engine gave it."""
+        self.meter.add(text, tokens)
+        if self._checkpoints is not None and time.monotonic() - self._checkpointed_at >= self._checkpoints.interval_s:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        if self._checkpoints is None or self._admission.settled:
+            return
+        self._checkpointed_at = time.monotonic()
+        outcome = self._outcome(self._delivered(), "partial", "gateway_lost")
+        self._checkpoints.put(self._biller.record(self._admission, outcome))
 
     def timing(self, *, replica_seconds: float | None, ttft_s: float | None) -> None:
         """The request's share of replica time and its time to first token, when known."""
@@ -180,6 +200,8 @@ class SettlementSession:
     async def _settle(self, usage: Usage, status: RecordStatus, error_code: str | None) -> Settlement:
         self.usage = usage
         self.charge = await self._biller.settle(self._admission, self._outcome(usage, status, error_code))
+        if self._checkpoints is not None and self._started:
+            self._checkpoints.done(self._ticket.request_id)
         if self._observer is not None:
             self._observer.settled(self.charge.record)
         return self.charge
@@ -187,5 +209,13 @@ class SettlementSession:
     def _settle_nowait(self, usage: Usage, status: RecordStatus, error_code: str | None) -> None:
         self.usage = usage
         record = self._biller.settle_nowait(self._admission, self._outcome(usage, status, error_code))
+        if self._checkpoints is not None and self._started:
+            checkpoints, request_id, ledger = self._checkpoints, self._ticket.request_id, self._biller.db.ledger
+
+            async def forget_when_durable() -> None:
+                await ledger.flush()
+                checkpoints.done(request_id)
+
+            asyncio.get_running_loop().create_task(forget_when_durable())
         if self._observer is not None and record is not None:
             self._observer.settled(record)

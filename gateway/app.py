@@ -27,12 +27,12 @@ from gateway.observers import LoadRecorder, OverloadWatch, RoutingFanout, Settle
 from gateway.plan import Planner
 from gateway.routes_admin import routes as admin_routes
 from gateway.routes_console import console_routes
-from gateway.routes_openai import routes as openai_routes
-from gateway.routes_operator import routes as operator_routes
-from gateway.routes_tenant import routes as tenant_routes
 from gateway.routes_embeddings import routes as embedding_routes
 from gateway.routes_messages import routes as messages_routes
+from gateway.routes_openai import routes as openai_routes
+from gateway.routes_operator import routes as operator_routes
 from gateway.routes_responses import routes as responses_routes
+from gateway.routes_tenant import routes as tenant_routes
 from gateway.serving import Serving
 from routing.fleet.load import LoadTracker
 from routing.fleet.planner import FleetPlanner
@@ -111,7 +111,9 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
     """Open stores and construct every part; backends are started by ``start``."""
     metrics = GatewayMetrics()
     decisions = DecisionLog()
-    db = await open_database(config.ledger)
+    db = await open_database(config.ledger, checkpoint_options={
+        "interval_s": config.streams.checkpoint_interval_s, "dead_after_s": config.streams.dead_after_s,
+    })
     try:
         db.ledger.on_flush = metrics.ledger_flushed
         limits = open_limit_store(config.limits.store)
@@ -158,6 +160,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
 
 
 async def start(gw: Gateway) -> None:
+    await gw.db.checkpoints.start()
     await gw.lifecycle.start_static()
     await gw.health.start()
     await gw.fleet.start()
@@ -168,6 +171,7 @@ async def stop(gw: Gateway) -> None:
     await gw.health.stop()
     await gw.lifecycle.close()
     await gw.biller.close()
+    await gw.db.checkpoints.close()
     await gw.limits.close()
     await gw.db.close()
     gw.accounting.close()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backends.settings import BackendKind, EngineConfig, PoolConfig, ReplicaConfig
 from backends.url_policy import UrlPolicy
-from billing.settings import LimitsConfig, Price, RateLimit
+from billing.settings import LimitsConfig, Price, RateLimit, StreamsConfig
 from routing.settings import SLO, PlannerConfig, RoutingConfig
 
 __all__ = [
@@ -144,6 +144,7 @@ class GatewayConfig(_Strict):
     #: replicas started and stopped by the fleet planner through each pool's actuator
     pools: list[PoolConfig] = Field(default_factory=list)
     fleet: PlannerConfig = Field(default_factory=PlannerConfig)
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     ledger: str = "sqlite:///maas-data/maas.db"
     limits: LimitsConfig = Field(default_factory=LimitsConfig)

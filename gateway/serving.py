@@ -47,6 +47,7 @@ class Serving:
         bill = SettlementSession(
             self._biller, admission, ticket, prompt_estimate=plan.prompt.estimate,
             meter=self._accounting.meter(plan.model.name), observer=self._observer,
+            checkpoints=self._biller.db.checkpoints,
         )
         if plan.stream:
             return await self._open_stream(plan, bill, renderer)
@@ -77,7 +78,7 @@ class Serving:
                 try:
                     async for chunk in routed:
                         for delta in chunk.deltas:
-                            bill.meter.add(delta.text + tool_call_text(delta.tool_calls), delta.tokens)
+                            bill.delivered(delta.text + tool_call_text(delta.tool_calls), delta.tokens)
                         usage = chunk.usage or usage
                         for frame in renderer.frames(chunk):
                             yield frame

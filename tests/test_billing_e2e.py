@@ -12,9 +12,13 @@ from decimal import Decimal
 import asyncpg
 import httpx
 import openai
+import orjson
 import pytest
 
+from backends.base import GenerationRequest, Sampling
+from backends.chips import chip_profile
 from backends.sim_text import count_tokens, render_chat
+from backends.simulated import SimulatedBackend
 from billing.database import open_database
 from billing.tokens import PromptText, TokenAccounting
 from tests.live_server import LiveServer, sim_config
@@ -362,3 +366,81 @@ def test_kill_nine_under_load_loses_no_row_of_a_completed_response(tmp_path) -> 
 
     missing = set(completed) - asyncio.run(stored())
     assert not missing, f"{len(missing)} completed responses have no ledger row"
+
+
+@pytest.mark.slow
+def test_streams_cut_by_kill_nine_are_billed_as_partial_after_the_restart(tmp_path) -> None:
+    ledger = f"sqlite:///{tmp_path}/streams.db"
+    key = _create_key(ledger, "cut-streams")
+    config = _gateway_config(ledger, "memory")
+    config["replicas"][0]["time_scale"] = 2.0  # half an H100's speed: long answers take seconds
+    config["streams"] = {"checkpoint_interval_s": 0.2, "dead_after_s": 2}
+    gateway = GatewayProcess(config, tmp_path).start()
+    streams = 6
+
+    async def rows(sql: str) -> list[tuple]:
+        db = await open_database(ledger)
+        try:
+            return await db.store.fetch(sql)
+        finally:
+            await db.close()
+
+    async def long_seeds() -> list[int]:
+        # the double is deterministic: an in-process copy tells which seeds give long answers
+        double = SimulatedBackend(chip_profile("nvidia-h100"), MODEL, time_scale=1e-6)
+        await double.start()
+        lengths = [(await double.generate(GenerationRequest(
+            request_id=str(seed), model=MODEL, kind="chat", sampling=Sampling(seed=seed, max_tokens=400),
+            messages=[{"role": "user", "content": "a long story"}],
+        ))).usage.completion_tokens for seed in range(120)]
+        await double.close()
+        return [seed for seed, length in enumerate(lengths) if length >= 120][:streams]
+
+    async def crash_mid_streams() -> set[str]:
+        delivered: dict[str, int] = {}
+        under_way = [asyncio.Event() for _ in range(streams)]
+        seeds = await long_seeds()
+        assert len(seeds) == streams
+        async with httpx.AsyncClient(timeout=30) as http:
+            async def stream(flag: asyncio.Event) -> None:
+                body = {"model": MODEL, "messages": [{"role": "user", "content": "a long story"}], "max_tokens": 400,
+                        "stream": True, "seed": seeds[under_way.index(flag)]}
+                try:
+                    async with http.stream("POST", gateway.url + "/v1/chat/completions", json=body,
+                                           headers={"authorization": f"Bearer {key}"}) as response:
+                        async for line in response.aiter_lines():
+                            if line.startswith("data: {"):
+                                rid = orjson.loads(line[6:])["id"].removeprefix("chatcmpl-")
+                                delivered[rid] = delivered.get(rid, 0) + 1
+                                if delivered[rid] >= 20:
+                                    flag.set()
+                except httpx.HTTPError:
+                    return  # the gateway died under us
+
+            tasks = [asyncio.create_task(stream(flag)) for flag in under_way]
+            await asyncio.wait_for(asyncio.gather(*(flag.wait() for flag in under_way)), 60)
+            # every stream is mid-answer; a checkpoint with what it delivered is in the database
+            # (written about every 0.2 s by the gateway: its writes are the event waited for)
+            while sum(orjson.loads(r[0])[10] >= 19 for r in await rows("SELECT record FROM stream_checkpoints")) < streams:
+                await asyncio.sleep(0.1)
+            gateway.kill()
+            await asyncio.gather(*tasks)
+        return set(delivered)
+
+    delivered = asyncio.run(crash_mid_streams())
+    assert len(delivered) == streams
+    gateway.start()  # the restarted gateway finds the dead one's checkpoints
+    deadline = time.monotonic() + 30
+    while True:
+        found = {r[0]: r for r in asyncio.run(rows(
+            "SELECT request_id, status, error_code, completion_tokens, price_nano_usd FROM usage_records "
+            "WHERE tenant = 'cut-streams'"))}
+        if delivered <= set(found):
+            break
+        assert time.monotonic() < deadline, f"{len(delivered - set(found))} cut streams never billed"
+        time.sleep(0.5)
+    gateway.stop()
+    for rid in delivered:
+        _, status, code, tokens, price = found[rid]
+        assert (status, code) == ("partial", "gateway_lost") and tokens >= 19 and price > 0
+    assert asyncio.run(rows("SELECT request_id FROM stream_checkpoints")) == []
