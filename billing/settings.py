@@ -26,11 +26,16 @@ class RateLimit(_Strict):
     concurrent: int | None = Field(default=None, ge=0)
 
 
+#: requests one key may have in flight unless the config or the key says otherwise
+DEFAULT_KEY_CONCURRENCY = 256
+
+
 class LimitsConfig(_Strict):
     """Default limits applied to every key / tenant (per-key values override)."""
 
     store: str = "memory"  # or redis://host:port/db
-    per_key: RateLimit = Field(default_factory=RateLimit)
+    #: every key has a concurrency limit by default, so one key cannot take the whole gateway
+    per_key: RateLimit = Field(default_factory=lambda: RateLimit(concurrent=DEFAULT_KEY_CONCURRENCY))
     per_tenant: RateLimit = Field(default_factory=RateLimit)
 
 

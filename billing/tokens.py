@@ -36,6 +36,7 @@ TEXT_ALLOWANCE = 1
 TOOLS_ALLOWANCE = 512
 #: texts longer than this (in total) are tokenized in the thread pool
 INLINE_CHARS = 16_384
+_SLICE_CHARS = 65_536
 
 
 def utf8_length(text: str) -> int:
@@ -63,8 +64,12 @@ class TokenCounter:
             self.name = "tiktoken:cl100k_base"
 
     def count_text(self, text: str) -> int:
-        """Tokens in a text (blocks for as long as tokenizing takes)."""
-        return len(self._encode(text)) if text else 0
+        """Tokens in a text (blocks for as long as tokenizing takes). Long texts are counted in
+        slices, so a tokenizer's temporary token list stays small (a slice boundary may
+        split one token in two: a few tokens over, which an estimate can afford)."""
+        if len(text) <= _SLICE_CHARS:
+            return len(self._encode(text)) if text else 0
+        return sum(len(self._encode(text[i : i + _SLICE_CHARS])) for i in range(0, len(text), _SLICE_CHARS))
 
     def count_texts(self, texts: Sequence[str]) -> int:
         return sum(self.count_text(t) for t in texts)

@@ -21,6 +21,7 @@ from gateway.decision_log import DecisionLog
 from gateway.edge import Edge
 from gateway.fleet import FleetController
 from gateway.fleet_shared import SharedFleet
+from gateway.intake import Intake
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import GatewayMetrics
 from gateway.observers import LoadRecorder, OverloadWatch, RoutingFanout, SettlementFanout
@@ -155,6 +156,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         lifecycle=lifecycle,
         fleet=fleet,
         decisions=decisions,
+        intake=Intake(bytes_per_s=config.server.large_body_bytes_per_s, max_body_bytes=config.server.max_body_bytes),
         started_at=int(time.time()),
     )
 

@@ -8,7 +8,7 @@ complaint's location is the client's field path (``tools[0].function.name``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -53,8 +53,16 @@ class ContentPart(_Open):
         return self
 
 
+#: bounds on what one request may hold (a body is at most server.max_body_bytes anyway): each
+#: refused with a 400 naming the field, before anything is tokenized or routed
+MAX_MESSAGES = 2048
+MAX_PARTS = 256
+MAX_TOOL_CALLS = 128
+MAX_NAME_CHARS = 256
+
+
 class FunctionCallBody(_Open):
-    name: str
+    name: str = Field(max_length=MAX_NAME_CHARS)
     arguments: str
 
 
@@ -66,7 +74,7 @@ class CustomCallBody(_Open):
 class MessageToolCall(_Open):
     """A tool call an assistant made earlier in the conversation."""
 
-    id: str
+    id: str = Field(max_length=MAX_NAME_CHARS)
     type: Literal["function", "custom"] = "function"
     function: FunctionCallBody | None = None
     custom: CustomCallBody | None = None
@@ -80,10 +88,10 @@ class ChatMessage(_Open):
     """One message; what it must carry depends on its role, as in OpenAI's reference."""
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
-    tool_calls: list[MessageToolCall] | None = None
-    tool_call_id: str | None = None
+    content: str | Annotated[list[ContentPart], Field(max_length=MAX_PARTS)] | None = None
+    name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    tool_calls: list[MessageToolCall] | None = Field(default=None, max_length=MAX_TOOL_CALLS)
+    tool_call_id: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     function_call: FunctionCallBody | None = None
     refusal: str | None = None
 

@@ -100,6 +100,8 @@ class ServerConfig(_Strict):
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     #: open connections and requests at once, at most (503 beyond)
     max_connections: int = Field(default=4096, ge=1, le=1_000_000)
+    #: bodies over 256 KB one key may send per second (one at a time; 429 beyond, before reading them)
+    large_body_bytes_per_s: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     #: origins a browser may call the API from (CORS); empty: no cross-origin access at all
     cors_origins: list[str] = Field(default_factory=list, max_length=64)
 

@@ -13,6 +13,7 @@ from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
 from gateway.decision_log import DecisionLog
 from gateway.fleet import FleetController
+from gateway.intake import Intake
 from gateway.lifecycle import Lifecycle
 from gateway.metrics import GatewayMetrics
 from gateway.plan import Planner
@@ -42,6 +43,7 @@ class Gateway:
     lifecycle: Lifecycle
     fleet: FleetController
     decisions: DecisionLog
+    intake: Intake
     started_at: int
 
 

@@ -9,6 +9,7 @@ of 100k tiny objects costs ~100 MB).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -20,6 +21,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import errors
 
+#: bodies above this are parsed by the standard library (see ``json``)
+_LARGE_BODY = 256 * 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
@@ -140,10 +143,17 @@ class Exchange:
                 f"The request body has more than {max_containers} JSON objects and arrays (brackets inside "
                 "strings count too).", code="request_too_complex",
             )
+        if len(raw) <= _LARGE_BODY:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise errors.invalid_json(str(exc)) from None
+        # orjson holds ~12x a body's size while parsing it (37 MB for a 3 MB string); the standard
+        # library ~2x, at the same speed for the long strings large bodies are made of
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise errors.invalid_json(str(exc)) from None
+            return json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise errors.invalid_json(str(exc)[:200]) from None
 
     # -- response ------------------------------------------------------------------------
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:

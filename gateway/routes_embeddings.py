@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 
 async def create_embeddings(x: Exchange, gw: Gateway) -> Reply | StreamReply:
     key = await gw.auth.tenant_key(x)
-    body = parse_body(EmbeddingsBody, await read_body(x, gw))
-    plan = await gw.planner.plan_embeddings(
-        key, model=body.model, routing=body.routing,
-        translate=lambda request_id, model: embedding_request(body, request_id, model),
-    )
+    async with gw.intake.gate(key.id, x.headers.get("content-length")):
+        body = parse_body(EmbeddingsBody, await read_body(x, gw))
+        plan = await gw.planner.plan_embeddings(
+            key, model=body.model, routing=body.routing,
+            translate=lambda request_id, model: embedding_request(body, request_id, model),
+        )
     renderer = EmbeddingsRenderer(plan.model.name, body.encoding_format)
     return await gw.serving.answer(plan, caller(x, key), renderer)  # type: ignore[arg-type]
 

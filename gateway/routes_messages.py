@@ -25,22 +25,24 @@ if TYPE_CHECKING:
 
 async def create_message(x: Exchange, gw: Gateway) -> Reply | StreamReply:
     key = await gw.auth.tenant_key(x)
-    body = parse_body(MessagesBody, await read_body(x, gw))
-    plan = await gw.planner.plan(
-        "messages", key, model=body.model, routing=body.routing, stream=bool(body.stream),
-        translate=lambda request_id, model: generation_request(body, request_id, model),
-    )
+    async with gw.intake.gate(key.id, x.headers.get("content-length")):
+        body = parse_body(MessagesBody, await read_body(x, gw))
+        plan = await gw.planner.plan(
+            "messages", key, model=body.model, routing=body.routing, stream=bool(body.stream),
+            translate=lambda request_id, model: generation_request(body, request_id, model),
+        )
     renderer = MessagesRenderer(f"msg_{secrets.token_hex(12)}", plan.model.name, plan.prompt.estimate)
     return await gw.serving.answer(plan, caller(x, key), renderer)
 
 
 async def count_tokens(x: Exchange, gw: Gateway) -> Reply:
     key = await gw.auth.tenant_key(x)
-    body = parse_body(CountTokensBody, await read_body(x, gw))
-    plan = await gw.planner.plan(
-        "messages", key, model=body.model, routing=body.routing, stream=False,
-        translate=lambda request_id, model: generation_request(body, request_id, model),
-    )
+    async with gw.intake.gate(key.id, x.headers.get("content-length")):
+        body = parse_body(CountTokensBody, await read_body(x, gw))
+        plan = await gw.planner.plan(
+            "messages", key, model=body.model, routing=body.routing, stream=False,
+            translate=lambda request_id, model: generation_request(body, request_id, model),
+        )
     # the gateway's estimator, not the engine: exact only where the model's own tokenizer is configured
     return Reply({"input_tokens": plan.prompt.estimate, "estimated": True},
                  headers={"x-maas-token-count": "estimate"})

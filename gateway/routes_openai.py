@@ -41,11 +41,12 @@ def _completion_endpoint(kind: RequestKind):  # noqa: ANN202 - a handler factory
 
     async def handle(x: Exchange, gw: Gateway) -> Reply | StreamReply:
         key = await gw.auth.tenant_key(x)
-        body = parse_body(schema, await read_body(x, gw))
-        plan = await gw.planner.plan(
-            kind, key, model=body.model, routing=body.routing, stream=body.stream, include_usage=body.include_usage,
-            translate=lambda request_id, model: translate(body, request_id, model),  # type: ignore[arg-type]
-        )
+        async with gw.intake.gate(key.id, x.headers.get("content-length")):
+            body = parse_body(schema, await read_body(x, gw))
+            plan = await gw.planner.plan(
+                kind, key, model=body.model, routing=body.routing, stream=body.stream, include_usage=body.include_usage,
+                translate=lambda request_id, model: translate(body, request_id, model),  # type: ignore[arg-type]
+            )
         renderer = OpenAIRenderer(
             kind, prefix + plan.request.request_id, int(time.time()), plan.model.name,
             include_usage=plan.include_usage, style=response_style(body),

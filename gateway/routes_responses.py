@@ -92,19 +92,20 @@ class _StoredBeforeEnd:
 
 async def create_response(x: Exchange, gw: Gateway) -> Reply | StreamReply:
     key = await gw.auth.tenant_key(x)
-    body = parse_body(ResponsesBody, await read_body(x, gw))
-    body.refuse_unsupported()
-    items = body.input_items()
-    context: list[dict[str, Any]] = []
-    if body.previous_response_id is not None:
-        previous = await gw.db.responses.get(key.tenant, body.previous_response_id)
-        if previous is None:
-            raise _not_found(body.previous_response_id, "previous_response_id")
-        context = previous.conversation()
-    plan = await gw.planner.plan(
-        "responses", key, model=body.model, routing=body.routing, stream=bool(body.stream),
-        translate=lambda request_id, model: generation_request(body, [*context, *items], request_id, model),
-    )
+    async with gw.intake.gate(key.id, x.headers.get("content-length")):
+        body = parse_body(ResponsesBody, await read_body(x, gw))
+        body.refuse_unsupported()
+        items = body.input_items()
+        context: list[dict[str, Any]] = []
+        if body.previous_response_id is not None:
+            previous = await gw.db.responses.get(key.tenant, body.previous_response_id)
+            if previous is None:
+                raise _not_found(body.previous_response_id, "previous_response_id")
+            context = previous.conversation()
+        plan = await gw.planner.plan(
+            "responses", key, model=body.model, routing=body.routing, stream=bool(body.stream),
+            translate=lambda request_id, model: generation_request(body, [*context, *items], request_id, model),
+        )
     renderer = ResponsesRenderer(_head(body, new_id("resp"), plan.model.name))
     reply = await gw.serving.answer(plan, caller(x, key), renderer)
     if not body.stores:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway.chat_schema import (
+    MAX_MESSAGES,
     AudioOutput,
     ChatMessage,
     FunctionCallChoice,
@@ -92,7 +93,7 @@ class _Sampling(_Body):
 class ChatCompletionRequest(_Sampling):
     """``POST /v1/chat/completions``: every field of OpenAI's reference (deprecated ones included)."""
 
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
@@ -102,7 +103,7 @@ class ChatCompletionRequest(_Sampling):
     def _null_logprobs(cls, value: Any) -> Any:
         return False if value is None else value
     response_format: ResponseFormat | None = None
-    tools: list[Tool] | None = None
+    tools: list[Tool] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     # deprecated by OpenAI in favour of tools / tool_choice; translated to them
@@ -226,6 +227,13 @@ def validation_error(exc: ValidationError) -> APIError:
 def parse_body(model: type[_Body], data: Any) -> Any:
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    messages = data.get("messages")
+    if isinstance(messages, list) and len(messages) > MAX_MESSAGES:
+        # refused before thousands of message objects are built and validated
+        raise bad_request(
+            f"Invalid value for 'messages': at most {MAX_MESSAGES} messages are allowed, not {len(messages)}.",
+            param="messages",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

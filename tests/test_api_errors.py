@@ -176,3 +176,19 @@ def test_rate_limits_answer_429_naming_the_limit_with_openai_headers(sim_server:
     refused = post({"model": MODEL, "messages": MESSAGES, "max_tokens": 100}, key=few_tokens)
     assert_openai_error(refused, 429, code="rate_limit_exceeded", type="tokens")
     assert refused.headers["x-ratelimit-limit-tokens"] == "50"
+
+
+def test_every_key_has_a_default_concurrency_limit(sim_server) -> None:
+    from billing.settings import DEFAULT_KEY_CONCURRENCY, LimitsConfig
+
+    assert LimitsConfig().per_key.concurrent == DEFAULT_KEY_CONCURRENCY
+    assert sim_server.config.limits.per_key.concurrent == DEFAULT_KEY_CONCURRENCY
+
+
+def test_too_many_messages_are_refused_before_they_are_validated(client) -> None:
+    import openai
+    import pytest
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="default", messages=[{"role": "user", "content": "a"}] * 3000, max_tokens=1)
+    assert refused.value.body["param"] == "messages" and "2048" in refused.value.body["message"]

@@ -53,7 +53,8 @@ def server(tmp_path):
 
 
 async def test_mixed_run_ledger_equals_what_clients_were_told(server: LiveServer) -> None:
-    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=server.create_key("mix"), max_retries=0, timeout=60)
+    # 280 requests at once from one key: above the default per-key concurrency (256), so this key has more
+    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=server.create_key("mix", concurrent=1000), max_retries=0, timeout=60)
     told: dict[str, tuple[int, int, int]] = {}  # request id -> (prompt, completion, price nano)
     cut: dict[str, int] = {}  # request id -> chunks the client read before hanging up
     failed = 0
