@@ -39,6 +39,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self._limits: HttpLimits = getattr(config, "http_limits", None) or HttpLimits()
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # a connection that never sends a request must not be held open either
+        self._arm(self._limits.header_timeout_s, "no request arrived")
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._too_large and not self.transport.is_closing():

@@ -65,10 +65,25 @@ def test_a_body_that_never_finishes_is_cut_at_the_body_timeout(gateway: GatewayP
     assert 0.8 < time.monotonic() - started < 5
 
 
-def test_connections_beyond_the_cap_get_503(gateway: GatewayProcess) -> None:
-    held = [connect(gateway) for _ in range(12)]
-    for sock in held:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n")
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("capped")
+    config = simulated_replica_config("nvidia-l4", ledger=f"sqlite:///{tmp}/ledger.db")
+    config["server"].update(max_connections=8, header_timeout_s=30)
+    proc = GatewayProcess(config, tmp).start()
+    yield proc
+    proc.stop()
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_header_timeout(gateway: GatewayProcess) -> None:
+    sock = connect(gateway)
+    started = time.monotonic()
+    assert read_all(sock).startswith(b"HTTP/1.1 408") and 0.8 < time.monotonic() - started < 5
+
+
+def test_connections_beyond_the_cap_get_503(capped: GatewayProcess) -> None:
+    gateway = capped
+    held = [connect(gateway) for _ in range(12)]  # idle: they count against the cap
     try:
         statuses = set()
         for _ in range(3):
