@@ -45,5 +45,7 @@ class Gateway:
     decisions: DecisionLog
     intake: Intake
     started_at: int
+    #: the tenant API's OpenAPI document, serialized on first request
+    openapi: bytes | None = None
 
 

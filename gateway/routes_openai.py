@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from backends.base import RequestKind
 from gateway import errors
 from gateway.context_window import model_context_length
@@ -118,11 +120,30 @@ async def readyz(x: Exchange, gw: Gateway) -> Reply:
     return Reply({"ready": ready, "models": models}, status=200 if ready else 503)
 
 
+async def openapi(x: Exchange, gw: Gateway) -> Reply:
+    """The tenant API's OpenAPI document (built once, on first request)."""
+    if gw.openapi is None:
+        from gateway.openapi import tenant_openapi
+
+        gw.openapi = orjson.dumps(tenant_openapi(_version()))
+    return Reply(raw=gw.openapi)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maas-gateway")
+    except PackageNotFoundError:
+        return "dev"
+
+
 routes = (
     Route("POST", "/v1/chat/completions", _completion_endpoint("chat"), "chat"),
     Route("POST", "/v1/completions", _completion_endpoint("completion"), "completion"),
     Route("GET", "/v1/models", list_models, "models"),
     Route("GET", "/v1/models/{model:path}", get_model, "models"),
     Route("GET", "/healthz", healthz, "healthz"),
+    Route("GET", "/openapi.json", openapi, "openapi"),
     Route("GET", "/readyz", readyz, "readyz"),
 )
