@@ -428,19 +428,21 @@ def test_streams_cut_by_kill_nine_are_billed_as_partial_after_the_restart(tmp_pa
             await asyncio.gather(*tasks)
         return set(delivered)
 
-    delivered = asyncio.run(crash_mid_streams())
-    assert len(delivered) == streams
-    gateway.start()  # the restarted gateway finds the dead one's checkpoints
-    deadline = time.monotonic() + 30
-    while True:
-        found = {r[0]: r for r in asyncio.run(rows(
-            "SELECT request_id, status, error_code, completion_tokens, price_nano_usd FROM usage_records "
-            "WHERE tenant = 'cut-streams'"))}
-        if delivered <= set(found):
-            break
-        assert time.monotonic() < deadline, f"{len(delivered - set(found))} cut streams never billed"
-        time.sleep(0.5)
-    gateway.stop()
+    try:
+        delivered = asyncio.run(crash_mid_streams())
+        assert len(delivered) == streams
+        gateway.start()  # the restarted gateway finds the dead one's checkpoints
+        deadline = time.monotonic() + 30
+        while True:
+            found = {r[0]: r for r in asyncio.run(rows(
+                "SELECT request_id, status, error_code, completion_tokens, price_nano_usd FROM usage_records "
+                "WHERE tenant = 'cut-streams'"))}
+            if delivered <= set(found):
+                break
+            assert time.monotonic() < deadline, f"{len(delivered - set(found))} cut streams never billed"
+            time.sleep(0.5)
+    finally:
+        gateway.stop()
     for rid in delivered:
         _, status, code, tokens, price = found[rid]
         assert (status, code) == ("partial", "gateway_lost") and tokens >= 19 and price > 0
