@@ -15,7 +15,7 @@ a missing counter is seeded from the ledger (the store asks via ``needs_seed``).
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -135,7 +135,8 @@ class LimitStore(Protocol):
 
 
 def new_reservation_id() -> str:
-    return uuid.uuid4().hex
+    """Unique across processes (reservations of several gateways meet in one Redis)."""
+    return os.urandom(12).hex()
 
 
 @dataclass(slots=True)
@@ -174,8 +175,11 @@ class MemoryLimitStore:
                 used = self._windows.get(name, (0, end))[0]
                 state = CheckState(used + check.amount, check.limit, end)
             elif isinstance(check, ConcurrencyCheck):
-                leases = self._leases.get(check.counter, {})
-                live = sum(1 for expiry in leases.values() if expiry > now)
+                leases = self._leases.get(check.counter)
+                live = 0 if leases is None else len(leases)
+                if live >= check.limit and leases is not None:
+                    # only when it could refuse: leases of requests that never settled expire
+                    live = sum(1 for expiry in leases.values() if expiry > now)
                 state = CheckState(live + 1, check.limit, None)
             else:
                 budget = self._budgets.get(check.counter)
@@ -194,9 +198,10 @@ class MemoryLimitStore:
                 generations.append("")
             elif isinstance(check, ConcurrencyCheck):
                 leases = self._leases.setdefault(check.counter, {})
-                for lease, expiry in list(leases.items()):
-                    if expiry <= now:
-                        del leases[lease]
+                if len(leases) >= check.limit:
+                    for lease, expiry in list(leases.items()):
+                        if expiry <= now:
+                            del leases[lease]
                 leases[rid] = now + check.lease_s
                 generations.append("")
             else:

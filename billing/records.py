@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -88,7 +90,13 @@ def reversal(record: UsageRecord) -> UsageRecord:
 
 def utc_day(ts: float) -> str:
     """'YYYY-MM-DD' of a unix time, in UTC."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return _utc_day(int(ts // 86400))
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_day(days: int) -> str:
+    # every record of a day asks for the same string: one strftime per day, not per record
+    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%d")
 
 
 def to_unix(value: float | str | date | datetime | None) -> float | None:

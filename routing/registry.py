@@ -16,6 +16,8 @@ class ReplicaRegistry:
 
     def __init__(self, replicas: list[Replica] | None = None, *, poll_s: float = 0.05) -> None:
         self._replicas: dict[str, Replica] = {}
+        #: for_model's answers, rebuilt when membership changes (asked several times per request)
+        self._by_model: dict[str, list[Replica]] = {}
         self._poll_s = poll_s
         for replica in replicas or ():
             self.add(replica)
@@ -25,6 +27,7 @@ class ReplicaRegistry:
         if replica.id in self._replicas:
             raise ValueError(f"replica {replica.id!r} is already registered")
         self._replicas[replica.id] = replica
+        self._by_model.clear()
 
     def drain(self, id: str) -> Replica:
         """Stop sending new requests to a replica; in-flight ones finish."""
@@ -50,11 +53,13 @@ class ReplicaRegistry:
         while replica.telemetry.in_flight > 0 and loop.time() < give_up:
             await asyncio.sleep(min(self._poll_s, max(0.0, give_up - loop.time())))
         self._replicas.pop(id, None)
+        self._by_model.clear()
         return replica.telemetry.in_flight
 
     def remove_now(self, id: str) -> None:
         """Unregister at once (a replica that never served, or one being stopped)."""
         self._replicas.pop(id, None)
+        self._by_model.clear()
 
     def get(self, id: str) -> Replica | None:
         """The replica with this id, or None."""
@@ -65,8 +70,11 @@ class ReplicaRegistry:
         return list(self._replicas.values())
 
     def for_model(self, model: str) -> list[Replica]:
-        """Replicas serving ``model`` (canonical name), draining ones included."""
-        return [r for r in self._replicas.values() if r.model == model]
+        """Replicas serving ``model`` (canonical name), draining ones included (a shared list: don't change it)."""
+        found = self._by_model.get(model)
+        if found is None:
+            found = self._by_model[model] = [r for r in self._replicas.values() if r.model == model]
+        return found
 
     def models(self) -> list[str]:
         """Model names that have at least one replica."""
