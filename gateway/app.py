@@ -34,7 +34,7 @@ from routing.policies import make_policy
 from routing.registry import ReplicaRegistry
 from routing.router import Router
 
-__all__ = ["Gateway", "build_gateway", "create_app", "price_book"]
+__all__ = ["Gateway", "build_gateway", "create_app", "price_book", "serving_app", "start", "stop"]
 
 
 def price_book(config: GatewayConfig) -> PriceBook:
@@ -67,11 +67,16 @@ def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
 
 def _actuators(config: GatewayConfig) -> dict[str, Actuator]:
     windows = {m.name: m.max_model_len for m in config.models}
-    return {
+    actuators: dict[str, Actuator] = {
         "simulated": SimulatedActuator(max_model_len=windows),
         "local": LocalActuator(max_model_len=windows),
         "external": ExternalActuator(),
     }
+    if any(p.actuator == "ray" for p in config.pools):  # imports ray only when a pool uses it
+        from gateway.replica_server import ray_actuator
+
+        actuators["ray"] = ray_actuator(config, max_model_len=windows)
+    return actuators
 
 
 def _shared_fleet(config: GatewayConfig) -> SharedFleet | None:
@@ -110,6 +115,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         fleet = FleetController(
             config, lifecycle, FleetPlanner(config.fleet, slo=config.routing.slo), tracker, shared=_shared_fleet(config)
         )
+        lifecycle.on_lost = fleet.replan
         routing_observer = RoutingFanout((metrics, OverloadWatch(fleet.overloaded)))
         policy = make_policy(config.routing.policy, slo=config.routing.slo)
         router = Router(registry, policy, config.routing, observer=routing_observer)
@@ -172,3 +178,9 @@ def create_app(config: GatewayConfig) -> Edge:
             await stop(gw)
 
     return Edge((*openai_routes, *admin_routes), lifespan=lifespan, observer=lambda gw: gw.metrics)
+
+
+def serving_app(gw: Gateway) -> Edge:
+    """The ASGI app over a gateway already built and started; whoever started it stops it."""
+    return Edge((*openai_routes, *admin_routes), lifespan=lambda: contextlib.nullcontext(gw),
+                observer=lambda gw: gw.metrics)
