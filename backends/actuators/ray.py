@@ -53,6 +53,7 @@ class RayReplica:
     actor: Any
     node_id: str | None = None
     node_ip: str | None = None
+    url: str | None = None
     watch: asyncio.Task[None] | None = None
 
 
@@ -98,7 +99,7 @@ class RayActuator:
             ) from None
         except RayError as exc:
             raise ActuatorError(f"replica {spec.id} failed to start on Ray: {_first_line(exc)}") from exc
-        replica.node_id, replica.node_ip = info["node_id"], info["node_ip"]
+        replica.node_id, replica.node_ip, replica.url = info["node_id"], info["node_ip"], info["url"]
         await backend.connect(info["url"])
         log.info("ray: replica %s serving at %s on node %s (%s) after %.1fs", spec.id, info["url"],
                  info["node_id"][:12], info["node_ip"], time.monotonic() - began)
