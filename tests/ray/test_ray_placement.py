@@ -66,6 +66,8 @@ def test_request_flows_through_the_gateway_to_the_actor(cluster: ChipCluster, ga
 def test_the_replica_server_answers_only_its_gateway(cluster: ChipCluster, gateway_with) -> None:
     server = gateway_with([ray_pool("cpu", "cpu-avx2")])
     (replica,) = wait_for(lambda: active(server, "cpu"), timeout=120, what="an active cpu replica")
+    ready = next(e for e in events(server, "cpu") if e["event"] == "ready")
+    print(f"\nmeasured: simulated replica on Ray serving after {ready['reason']} (0.05 s of it simulated engine load)")
     for headers in ({}, {"authorization": "Bearer sk-guess"}):
         answer = httpx.post(replica["url"] + "/chat/completions", headers=headers, timeout=10,
                             json={"model": "llama-3.1-8b-instruct", "messages": [{"role": "user", "content": "hi"}]})
