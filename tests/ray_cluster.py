@@ -17,6 +17,7 @@ on its command line, so the tests can check that none is left behind.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -30,6 +31,12 @@ from typing import Any
 TEMP_DIR_ENV = "MAAS_TEST_RAY_TMPDIR"
 _OBJECT_STORE = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
 _GIB = 1024**3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def in_own_network_namespace() -> bool:
@@ -66,7 +73,9 @@ class ChipCluster:
 
     def __init__(self, temp_dir: str | None = None) -> None:
         # short: Ray's socket paths under it must stay within the 107-byte limit of Unix sockets
-        self.temp_dir = temp_dir or os.environ.get(TEMP_DIR_ENV) or tempfile.mkdtemp(prefix="mr-", dir="/tmp")
+        given = temp_dir or os.environ.get(TEMP_DIR_ENV)
+        self._owns_temp_dir = given is None
+        self.temp_dir = given or tempfile.mkdtemp(prefix="mr-", dir="/tmp")
         self._cluster: Any = None
         #: Ray node id -> the node as the test declared it
         self.nodes: dict[str, ChipNode] = {}
@@ -78,8 +87,14 @@ class ChipCluster:
         from ray.cluster_utils import Cluster
 
         began = time.monotonic()
+        # Ray's other files (the current cluster's address, for `address="auto"`) go there too,
+        # for this process and every one it starts: nothing lands in the machine's /tmp/ray
+        os.environ["RAY_TMPDIR"] = self.temp_dir
+        os.makedirs(os.path.join(self.temp_dir, "ray"), exist_ok=True)
+        self.client_port = _free_port()
         self._cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 0, "include_dashboard": False, "temp_dir": self.temp_dir, "object_store_memory": _OBJECT_STORE,
+            "ray_client_server_port": self.client_port,  # Ray Client (ray://), for gateways outside the cluster
             # a dead node is declared dead after ~1.5 s (Ray's default: 3 s x 5 missed checks)
             "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3,
                                "health_check_timeout_ms": 500},
@@ -89,6 +104,16 @@ class ChipCluster:
         ray.init(address=self._cluster.address, log_to_driver=False)
         self.started_in_s = time.monotonic() - began
         return self
+
+    @property
+    def address(self) -> str:
+        """The GCS address (``host:port``) drivers on a node of the cluster connect to."""
+        return self._cluster.address
+
+    @property
+    def client_address(self) -> str:
+        """The Ray Client address, for a gateway outside the cluster."""
+        return f"ray://127.0.0.1:{self.client_port}"
 
     def add(self, node: ChipNode) -> str:
         """Start a worker node; returns its Ray node id."""
@@ -118,6 +143,8 @@ class ChipCluster:
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
+        if self._owns_temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def leftover_processes(self) -> list[str]:
         """Processes of this cluster still running (their command lines name its temporary directory)."""

@@ -43,7 +43,8 @@ def test_ray_tests_pass_in_their_own_network_namespace_and_leave_no_process() ->
     began = time.monotonic()
     try:
         run = subprocess.run(
-            _namespace_command(inner), cwd=ROOT, env={**os.environ, TEMP_DIR_ENV: temp_dir},
+            # TMPDIR too: what the run writes (a killed replica's files included) goes where it is removed
+            _namespace_command(inner), cwd=ROOT, env={**os.environ, TEMP_DIR_ENV: temp_dir, "TMPDIR": temp_dir},
             capture_output=True, text=True, timeout=1500,
         )
         took = time.monotonic() - began
@@ -52,7 +53,7 @@ def test_ray_tests_pass_in_their_own_network_namespace_and_leave_no_process() ->
             if line.startswith(("measured:", "ray cluster")):
                 print(line)
         print(f"the Ray tests took {took:.0f}s")
-        summary = output.strip().splitlines()[-1] if output.strip() else ""
+        summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
         assert run.returncode == 0, output[-6000:]
         assert re.search(r"\d+ passed", summary) and "skipped" not in summary, summary
     finally:

@@ -19,6 +19,7 @@ notices a dead node is the head's ``health_check_period_ms`` x
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import secrets
@@ -54,7 +55,10 @@ class RayReplica:
     node_id: str | None = None
     node_ip: str | None = None
     url: str | None = None
-    watch: asyncio.Task[None] | None = None
+    #: the pending liveness call (held: a ref nobody holds may be released before it resolves)
+    liveness: Any = None
+    #: set before a stop, so that the end of the liveness call is not taken for a death
+    stopping: bool = False
 
 
 class RayActuator:
@@ -104,8 +108,8 @@ class RayActuator:
         log.info("ray: replica %s serving at %s on node %s (%s) after %.1fs", spec.id, info["url"],
                  info["node_id"][:12], info["node_ip"], time.monotonic() - began)
         started.lost = asyncio.get_running_loop().create_future()
-        pending = await _off_loop(actor.until_stopped.remote)
-        replica.watch = asyncio.get_running_loop().create_task(_watch(pending, started.lost), name=f"ray-{spec.id}")
+        replica.liveness = await _off_loop(actor.until_stopped.remote)
+        _watch(replica.liveness, replica, started.lost)
         if spec.backend == "simulated":
             # the engine load the double does not run, waited like the simulated actuator's
             await asyncio.sleep(_cold_start_s(pool) * spec.time_scale)
@@ -115,8 +119,7 @@ class RayActuator:
         replica = self._replicas.pop(started.spec.id, None)
         if replica is None:
             return
-        if replica.watch is not None:
-            replica.watch.cancel()
+        replica.stopping = True
         if replica.node_id is not None:  # it served: let it stop its server and engine cleanly first
             with contextlib.suppress(RayError, TimeoutError):
                 async with asyncio.timeout(_STOP_GRACE_S):
@@ -132,8 +135,7 @@ class RayActuator:
 
     async def close(self) -> None:
         for replica in self._replicas.values():
-            if replica.watch is not None:
-                replica.watch.cancel()
+            replica.stopping = True
         await asyncio.gather(*(_kill(r.actor) for r in self._replicas.values()))
         self._replicas.clear()
         if self._owns_connection:
@@ -183,19 +185,40 @@ class RayActuator:
         return self._actor_class
 
 
-async def _watch(pending: Any, lost: asyncio.Future[str]) -> None:
-    """Await the liveness call (Ray completes the ref from its own thread); its failure is the replica's death."""
-    try:
-        await pending
-    except RayError as exc:
-        if not lost.done():
-            lost.set_result(_first_line(exc))
+def _watch(pending: Any, replica: RayReplica, lost: asyncio.Future[str]) -> None:
+    """Resolve ``lost`` when the liveness call fails: the replica's death (not its stop, which ends the call)."""
+    loop = lost.get_loop()
+
+    def ended(result: concurrent.futures.Future[Any]) -> None:  # in Ray's thread
+        if replica.stopping or result.cancelled() or result.exception() is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the gateway stopped meanwhile
+            loop.call_soon_threadsafe(_resolve, lost, _first_line(result.exception()))  # type: ignore[arg-type]
+
+    pending.future().add_done_callback(ended)
+
+
+def _resolve(lost: asyncio.Future[str], reason: str) -> None:
+    if not lost.done():
+        lost.set_result(reason)
 
 
 async def await_ref(method: Any, *args: Any) -> Any:
-    """Call an actor method and await its result on this event loop."""
+    """Call an actor method and await its result on this event loop.
+
+    Shielded: a cancelled wait (a start called off) must not cancel Ray's own future,
+    which Ray Client then fails to complete in its own thread.
+    """
     ref = await _off_loop(lambda: method.remote(*args))
-    return await ref
+    result = asyncio.wrap_future(ref.future())
+    result.add_done_callback(_consume)
+    return await asyncio.shield(result)
+
+
+def _consume(result: asyncio.Future[Any]) -> None:
+    """Retrieve an outcome nobody awaits any more (a shielded wait was cancelled), so it is not logged as lost."""
+    if not result.cancelled():
+        result.exception()
 
 
 async def _off_loop(call: Callable[[], T]) -> T:
