@@ -95,9 +95,7 @@ class ChipCluster:
         self._cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 0, "include_dashboard": False, "temp_dir": self.temp_dir, "object_store_memory": _OBJECT_STORE,
             "ray_client_server_port": self.client_port,  # Ray Client (ray://), for gateways outside the cluster
-            # a dead node is declared dead after ~1.5 s (Ray's default: 3 s x 5 missed checks)
-            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3,
-                               "health_check_timeout_ms": 500},
+            # Ray's own failure detection as it ships: nothing tuned for the tests
         })
         for node in nodes:
             self.add(node)
