@@ -4,14 +4,17 @@ what the lifecycle does when a replica's actor dies (the cluster tests are in ``
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from backends.actuators.ray_backend import ActorBackend
 from backends.actuators.ray_placement import placement_for
 from backends.base import GenerationRequest, ReplicaUnavailable
 from backends.settings import RayPoolSettings, ReplicaConfig
-from gateway.config import ConfigError, parse_config
+from gateway.config import ConfigError, load_config, parse_config
 from gateway.lifecycle import Lifecycle
 from routing.registry import ReplicaRegistry
 from routing.replica import ReplicaState
@@ -64,6 +67,16 @@ def test_bad_ray_settings_fail_at_load_naming_the_field(pool: dict, message: str
     with pytest.raises(ConfigError, match="invalid config") as failure:
         _config(**pool)
     assert message in str(failure.value)
+
+
+def test_the_ray_example_and_the_docs_config_are_valid_configs() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert [p.actuator for p in load_config(root / "examples" / "ray.yaml", env={}).pools] == ["ray"] * 3
+    block = re.search(r"```yaml\n(.*?)```", (root / "docs" / "ray.md").read_text(), re.S)
+    assert block is not None
+    pools = yaml.safe_load(block.group(1))["pools"]
+    (pool,) = parse_config({"models": [{"name": "llama-3.1-8b-instruct"}], "pools": pools}, env={}).pools
+    assert pool.ray is not None and pool.ray.memory_gib == 8
 
 
 def test_ray_settings_default_to_this_nodes_cluster_one_cpu_and_spread() -> None:
