@@ -72,7 +72,7 @@ def test_bad_ray_settings_fail_at_load_naming_the_field(pool: dict, message: str
 def test_the_ray_example_and_the_docs_config_are_valid_configs() -> None:
     root = Path(__file__).resolve().parent.parent
     assert [p.actuator for p in load_config(root / "examples" / "ray.yaml", env={}).pools] == ["ray"] * 3
-    block = re.search(r"```yaml\n(.*?)```", (root / "docs" / "ray.md").read_text(), re.S)
+    block = re.search(r"```yaml\n(.*?)```", (root / "docs" / "ray.md").read_text(), re.DOTALL)
     assert block is not None
     pools = yaml.safe_load(block.group(1))["pools"]
     (pool,) = parse_config({"models": [{"name": "llama-3.1-8b-instruct"}], "pools": pools}, env={}).pools

@@ -11,9 +11,10 @@ blocks the event loop (blocking Ray calls run in a thread, results are awaited).
 
 A replica's death is seen through a liveness call kept pending on its actor:
 Ray fails it when the actor, its worker process or its node dies, which resolves
-``Started.lost`` and lets the lifecycle eject the replica at once. How soon Ray
-notices a dead node is the head's ``health_check_period_ms`` x
-``health_check_failure_threshold``.
+``Started.lost`` and lets the lifecycle eject the replica at once (about 2 s after
+a raylet was killed, in the tests: its workers exit, and the call fails). A node
+that vanishes with its processes still running is declared dead by the head's
+health checks (``health_check_period_ms`` x ``health_check_failure_threshold``).
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class RayReplica:
-    """Where a replica's actor runs."""
+    """A replica's actor (being created, then its handle) and where it runs."""
 
-    actor: Any
+    actor: asyncio.Future[Any]
     node_id: str | None = None
     node_ip: str | None = None
     url: str | None = None
@@ -86,10 +87,11 @@ class RayActuator:
         await self._connect(settings)
         await self._check_offered(pool, placement)
         began = time.monotonic()
-        actor = await _off_loop(lambda: self._actor().options(
-            **placement.actor_options(), max_restarts=0, runtime_env=settings.runtime_env,
-        ).remote(spec.id))
-        replica = self._replicas[spec.id] = RayReplica(actor)
+        options = {**placement.actor_options(), "max_restarts": 0, "runtime_env": settings.runtime_env}
+        replica = self._replicas[spec.id] = RayReplica(asyncio.ensure_future(
+            _off_loop(lambda: self._actor().options(**options).remote(spec.id))))
+        # shielded: a start called off meanwhile still gets the actor, for ``stop`` to kill
+        actor = await asyncio.shield(replica.actor)
         timeout = settings.start_timeout_s or max(_MIN_START_TIMEOUT_S, 5 * _cold_start_s(pool))
         backend: ActorBackend = started.backend  # type: ignore[assignment]
         try:
@@ -120,11 +122,15 @@ class RayActuator:
         if replica is None:
             return
         replica.stopping = True
+        try:
+            actor = await replica.actor
+        except Exception:  # noqa: BLE001 - never created: nothing to stop
+            return
         if replica.node_id is not None:  # it served: let it stop its server and engine cleanly first
             with contextlib.suppress(RayError, TimeoutError):
                 async with asyncio.timeout(_STOP_GRACE_S):
-                    await await_ref(replica.actor.stop)
-        await _kill(replica.actor)
+                    await await_ref(actor.stop)
+        await _kill(actor)
 
     def pid(self, replica_id: str) -> int | None:
         return None  # the process runs on a Ray node, not here
@@ -134,10 +140,11 @@ class RayActuator:
         return self._replicas.get(replica_id)
 
     async def close(self) -> None:
-        for replica in self._replicas.values():
+        replicas, self._replicas = list(self._replicas.values()), {}
+        for replica in replicas:
             replica.stopping = True
-        await asyncio.gather(*(_kill(r.actor) for r in self._replicas.values()))
-        self._replicas.clear()
+        created = await asyncio.gather(*(r.actor for r in replicas), return_exceptions=True)
+        await asyncio.gather(*(_kill(actor) for actor in created if not isinstance(actor, BaseException)))
         if self._owns_connection:
             await asyncio.to_thread(ray.shutdown)
             self._owns_connection = False

@@ -34,8 +34,8 @@ def test_planner_scales_a_ray_pool_out_under_load_and_in_after_it(cluster: ChipC
         outcomes = load.stop()
     second = next(m for m in both if m["id"] != first["id"])
     assert cluster.chip_of(second["node"]) == "nvidia-l4" and second["node"] != first["node"]
-    actors = on_loop(server, lambda: {m["id"]: server.gateway.lifecycle.pools["l4"].actuator.where(m["id"]).actor
-                                      for m in both})
+    actuator = server.gateway.lifecycle.pools["l4"].actuator
+    actors = on_loop(server, lambda: {m["id"]: actuator.where(m["id"]).actor.result() for m in both})
 
     stopped = wait_for(lambda: [e["replica"] for e in events(server, "l4") if e["event"] == "stopped"], timeout=90,
                        what="the pool to shrink back to one")

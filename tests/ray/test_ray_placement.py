@@ -19,7 +19,7 @@ def test_replicas_land_only_on_nodes_with_their_chip(cluster: ChipCluster, gatew
         ray_pool("kunlun", "kunlun-p800"),  # no node offers it
     ])
     for pool, count in (("l4", 2), ("ascend", 2), ("cpu", 1)):
-        wait_for(lambda: len(active(server, pool)) == count, timeout=180, what=f"{count} active {pool} replicas")
+        wait_for(lambda p=pool, n=count: len(active(server, p)) == n, timeout=180, what=f"{count} active {pool} replicas")
     placed = {pool: pool_members(server, pool) for pool in ("l4", "ascend", "cpu")}
     assert {cluster.chip_of(m["node"]) for m in placed["l4"]} == {"nvidia-l4"}
     assert len({m["node"] for m in placed["l4"]}) == 2  # one L4 per node: spread over both
