@@ -250,5 +250,8 @@ def _describe(resources: dict[str, float]) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)  # a RayTaskError carries what was raised inside the actor
+    if isinstance(cause, BaseException):
+        exc = cause
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]

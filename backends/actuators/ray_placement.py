@@ -22,20 +22,22 @@ declares when starting the node (``ray start --resources='{"chip:kunlun-p800": 8
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from backends.chips import CHIPS
 from backends.settings import RayPoolSettings
 
 #: chips Ray detects itself: (device resource, accelerator type as ``ray.util.accelerators`` names it)
-RAY_ACCELERATORS: dict[str, tuple[str, str]] = {
+RAY_ACCELERATORS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "nvidia-h100": ("GPU", "H100"),
     "nvidia-a100": ("GPU", "A100"),
     "nvidia-l4": ("GPU", "L4"),
     "amd-mi300x": ("GPU", "AMD-Instinct-MI300X-OAM"),
     "ascend-910b": ("NPU", "Ascend910B"),
-}
+})
 #: the share of a node's accelerator-type resource one actor asks for (what ``accelerator_type=`` adds in Ray)
 _TYPE_SHARE = 0.001
 

@@ -40,3 +40,13 @@ def test_vllm_engine_in_an_actor_answers_with_engine_usage(cluster: ChipCluster,
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 4
     assert chunks[-1].usage.completion_tokens == 8
     print(f"\nmeasured: vLLM-CPU replica on Ray serving after {ready['reason']}")
+
+
+def test_an_engine_that_cannot_load_fails_its_start_and_is_never_routed_to(cluster: ChipCluster, gateway_with) -> None:
+    server = gateway_with([ray_pool(
+        "broken", "cpu-avx2", backend="vllm", num_cpus=2, replica={"engine": {"model_path": "/nonexistent/model"}},
+    )])
+    failed = wait_for(lambda: [e for e in events(server, "broken") if e["event"] == "start_failed"], timeout=300,
+                      every=0.5, what="the start to fail")
+    assert "replica broken-1: its vllm backend did not start" in failed[0]["reason"]
+    assert not active(server, "broken")
