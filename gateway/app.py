@@ -17,7 +17,7 @@ from gateway.auth import Authenticator
 from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
 from gateway.context import Gateway
-from gateway.edge import Edge
+from gateway.edge import Edge, Route
 from gateway.fleet import FleetController
 from gateway.fleet_shared import SharedFleet
 from gateway.lifecycle import Lifecycle
@@ -177,10 +177,13 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    return Edge((*openai_routes, *admin_routes), lifespan=lifespan, observer=lambda gw: gw.metrics)
+    return Edge(_routes(), lifespan=lifespan, observer=lambda gw: gw.metrics)
 
 
 def serving_app(gw: Gateway) -> Edge:
     """The ASGI app over a gateway already built and started; whoever started it stops it."""
-    return Edge((*openai_routes, *admin_routes), lifespan=lambda: contextlib.nullcontext(gw),
-                observer=lambda gw: gw.metrics)
+    return Edge(_routes(), lifespan=lambda: contextlib.nullcontext(gw), observer=lambda gw: gw.metrics)
+
+
+def _routes() -> tuple[Route, ...]:
+    return (*openai_routes, *admin_routes)

@@ -100,7 +100,8 @@ async def serve_replica(
         "models": [{"name": spec.model, "max_model_len": max_model_len}],
         "replicas": [spec.model_dump(mode="json", exclude={"pool", "url", "api_key_env", "upstream_model"})],
         "ledger": f"sqlite:///{workdir}/ledger.db",
-        "limits": "memory",
+        # every request comes from one client, the placing gateway, which applied its tenants' limits already
+        "limits": {"store": "memory", "per_key": {}, "per_tenant": {}},
     }, env={})
     gw = await gateway_app.build_gateway(config)
     try:
