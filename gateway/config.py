@@ -23,7 +23,6 @@ from billing.settings import LimitsConfig, Price, RateLimit, StreamsConfig
 from routing.settings import SLO, PlannerConfig, RoutingConfig
 
 __all__ = [
-    "PoolConfig",
     "SLO",
     "AdminConfig",
     "BackendKind",
@@ -32,6 +31,7 @@ __all__ = [
     "GatewayConfig",
     "LimitsConfig",
     "ModelConfig",
+    "PoolConfig",
     "Price",
     "RateLimit",
     "ReplicaConfig",
@@ -102,6 +102,9 @@ class ServerConfig(_Strict):
     max_connections: int = Field(default=4096, ge=1, le=1_000_000)
     #: bodies over 256 KB one key may send per second (one at a time; 429 beyond, before reading them)
     large_body_bytes_per_s: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    #: large bodies of one key read and parsed at once (of four for all keys); a replica server
+    #: behind a gateway, whose one client carries every tenant's requests, raises it to four
+    large_bodies_per_key: int = Field(default=1, ge=1, le=4)
     #: origins a browser may call the API from (CORS); empty: no cross-origin access at all
     cors_origins: list[str] = Field(default_factory=list, max_length=64)
 

@@ -106,6 +106,11 @@ class FleetController:
                     await self._wake.wait()
             self._wake.clear()
 
+    def replan(self, model: str) -> None:
+        """Capacity of ``model`` changed outside the plan (a replica died): plan now, not at the next tick."""
+        if model in self.models:
+            self._wake.set()
+
     def overloaded(self, model: str) -> None:
         """The router found no active replica meeting the SLO for ``model``: plan now."""
         if model in self.models and model not in self._overloaded:

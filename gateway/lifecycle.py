@@ -119,6 +119,8 @@ class Lifecycle:
             p.name: _PoolState(p, self._actuators[p.actuator]) for p in config.pools
         }
         self.events: deque[ScaleEvent] = deque(maxlen=_EVENTS)
+        #: told the model of a replica that died, so its capacity is planned again at once
+        self.on_lost: Callable[[str], None] | None = None
 
     # -- static and registered replicas ------------------------------------------------------
     async def start_static(self) -> None:
@@ -241,6 +243,22 @@ class Lifecycle:
             self._observer.cold_start(state.config.name, state.config.chip, seconds)
         member.replica.state = member.heading
         self._event(state.config.name, member.replica.id, "ready", f"cold start {seconds:.1f}s")
+        lost = member.started.lost
+        if lost is not None:
+            lost.add_done_callback(lambda done: self._spawn(self._lose(member, done.result())))
+
+    async def _lose(self, member: _Member, reason: str) -> None:
+        """A running replica died (its node, process or card): out of routing now, its capacity replanned.
+        In-flight requests end with the backend's close; those that had not started streaming fail over."""
+        if self._members.get(member.replica.id) is not member:
+            return  # already stopped or retired
+        assert member.pool is not None
+        self._event(member.pool, member.replica.id, "lost", reason[:200])
+        if self._observer is not None:  # the metric's reason stays one word: Ray's message is per replica
+            self._observer.scaled(member.pool, member.replica.chip, "lost", "died")
+        await self._stop_and_forget(member)
+        if self.on_lost is not None:
+            self.on_lost(member.replica.model)
 
     async def _cancel(self, member: _Member) -> None:
         if member.task is not None and not member.task.done():

@@ -174,7 +174,7 @@ class GatewayMetrics:
             "maas_routing_unserved", "Requests no replica could take (the fleet is told to grow)", ["model"], registry=r
         )
         self.scale_events = _Counter(
-            "maas_fleet_scale_events", "Replica lifecycle changes by pool: start, wake, park, cancel, retire, registered",
+            "maas_fleet_scale_events", "Replica lifecycle changes by pool: start, wake, park, cancel, retire, registered, lost (died)",
             ["pool", "chip", "event", "reason"], registry=r,
         )
         self.replica_cost = _Counter(

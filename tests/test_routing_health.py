@@ -8,6 +8,7 @@ from backends.base import EngineStats
 from gateway.config import RoutingConfig
 from routing.health import HealthMonitor
 from routing.registry import ReplicaRegistry
+from routing.replica import ReplicaState
 from tests.fakes.routing import FakeClock, ScriptedBackend, make_replica
 
 
@@ -26,6 +27,16 @@ async def test_failing_probes_count_as_breaker_failures_until_it_opens():
     await monitor.probe_once()
     assert dead.breaker.state() == "open"
     assert not dead.routable(clock.now)
+
+
+async def test_starting_replica_is_not_probed_so_it_serves_with_a_closed_breaker():
+    clock = FakeClock()
+    loading = make_replica("loading", backend=ScriptedBackend(healthy=False), clock=clock, breaker_failures=1)
+    loading.state = ReplicaState.STARTING
+    monitor = HealthMonitor(ReplicaRegistry([loading]), RoutingConfig(), clock)
+    assert await monitor.probe_once() == {}
+    loading.state = ReplicaState.ACTIVE  # its actuator says it serves
+    assert loading.breaker.state() == "closed" and loading.routable(clock.now)
 
 
 async def test_probe_that_raises_or_hangs_is_unhealthy():

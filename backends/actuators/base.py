@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,11 +18,17 @@ class ActuatorError(Exception):
 
 @dataclass(slots=True)
 class Started:
-    """A replica an actuator built: its spec (as served, e.g. with its local URL) and backend."""
+    """A replica an actuator built: its spec (as served, e.g. with its local URL) and backend.
+
+    ``lost`` is set by actuators that can tell when a running replica dies (its
+    node or process gone): it resolves with the reason, and the lifecycle ejects
+    the replica at once instead of waiting for failed requests to open its breaker.
+    """
 
     spec: ReplicaConfig
     backend: Backend
     pool: PoolConfig
+    lost: asyncio.Future[str] | None = None
 
 
 class Actuator(Protocol):
