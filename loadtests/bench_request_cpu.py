@@ -83,12 +83,10 @@ async def run(requests: int) -> dict[str, float]:
     from gateway.app import create_app
     from gateway.config import parse_config
 
-    mock = subprocess.Popen([sys.executable, "-m", "loadtests.mock_upstream", "--port", "0"], stdout=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parent.parent, text=True) if False else None
-    del mock
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "loadtests.mock_upstream", "--port", str(port)],
-                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+    here = Path(__file__).resolve().parent.parent  # this checkout's mock, whichever gateway is measured
+    proc = subprocess.Popen([sys.executable, "-m", "loadtests.mock_upstream", "--port", str(port)], cwd=here,
+                            env={**os.environ, "PYTHONPATH": str(here)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         await _until_up(port)
@@ -146,12 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     if args.tree is not None:
-        env = {**os.environ, "PYTHONPATH": f"{args.tree}{os.pathsep}{Path(__file__).resolve().parent.parent}"}
-        code = (f"import asyncio, json, loadtests.bench_request_cpu as b; "
-                f"print(json.dumps([asyncio.run(b.run({args.requests})) for _ in range({args.rounds})]))")
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                             cwd=args.tree)
-        rounds = orjson.loads(out.stdout.strip().splitlines()[-1])
+        # this file run in a process whose gateway packages come from the other checkout
+        env = {**os.environ, "PYTHONPATH": str(args.tree)}
+        out = subprocess.run([sys.executable, __file__, "--requests", str(args.requests), "--rounds", str(args.rounds)],
+                             env=env, capture_output=True, text=True, check=True, cwd=args.tree)
+        rounds = orjson.loads(out.stdout.strip().splitlines()[-1])["rounds"]
     else:
         import uvloop
 
