@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.console.console_page import ConsolePage, launch_chromium
-from tests.fakes.fleet_status import fleet_status
 from tests.live_server import ADMIN_KEY, LiveServer, sim_config
 
 OUT = ROOT / "docs" / "console"
@@ -47,6 +47,18 @@ def traffic(server: LiveServer) -> str:
                              "messages": [{"role": "user", "content": "Summarise our chip options. " * (1 + n % 3)}]},
                        ).raise_for_status()
     return acme
+
+
+def fleet_view(server: LiveServer, until, what: str) -> None:  # noqa: ANN001 - a predicate on the model's view
+    """Poll GET /admin/fleet until the llama model's view satisfies ``until`` (a script, not a test: polling is fine)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fleet = httpx.get(f"{server.url}/admin/fleet", headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()
+        view = next((m for m in fleet["models"] if m["model"] == "llama-3.1-8b-instruct"), None)
+        if view is not None and until(view):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the fleet never showed {what}")
 
 
 def shoot(console: ConsolePage, name: str) -> None:
@@ -81,14 +93,6 @@ def operator_pages(page: Page, server: LiveServer) -> None:
     console = ConsolePage(page, server.url).open().sign_in(ADMIN_KEY)
     console.page.locator("[data-model] table").first.wait_for()
     shoot(console, "operator-fleet")
-    # the planner's part of the view, drawn from the documented example of GET /admin/fleet when this
-    # gateway does not serve one (the README says which)
-    if httpx.get(f"{server.url}/admin/fleet", headers={"authorization": f"Bearer {ADMIN_KEY}"}).status_code == 404:
-        page.route("**/admin/fleet", lambda route: route.fulfill(json=fleet_status()))
-        console.go("Chip scorecard").go("Fleet")
-        console.page.locator("#fleet-costs").wait_for()
-        shoot(console, "operator-fleet-planner-example")
-        page.unroute("**/admin/fleet")
     for title, name in (("Chip scorecard", "operator-scorecard"), ("Routing decisions", "operator-routing"),
                         ("Revenue and margin", "operator-revenue"), ("Tenants and keys", "operator-tenants")):
         console.go(title)
@@ -100,9 +104,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # the default policy of a real deployment, so the routing page shows its reasons
         routing = {"policy": "cost_latency", "health_interval_s": 0.5, "breaker_cooldown_s": 1.0}
-        server = LiveServer(sim_config(Path(tmp), routing=routing)).start()
+        # and a pool the planner sizes, so the fleet page shows its plan and reasons
+        pools = [{"name": "mi300x", "model": "llama-3.1-8b-instruct", "chip": "amd-mi300x", "backend": "simulated",
+                  "actuator": "simulated", "min": 1, "max": 3, "cold_start_s": 5}]  # real-time: its plan in real numbers
+        server = LiveServer(sim_config(Path(tmp), routing=routing, pools=pools)).start()
         try:
+            fleet_view(server, lambda v: v["pools"][0]["replicas"]["active"] >= 1, "the pool's replica active")
             key = traffic(server)
+            # the planner's view of that traffic (it plans every few seconds)
+            fleet_view(server, lambda v: v.get("demand_rps", 0) > 0, "a plan that saw the traffic")
             with sync_playwright() as playwright:
                 browser = launch_chromium(playwright)
                 for viewport, shots in ((DESKTOP, "desktop"), (PHONE, "phone")):
