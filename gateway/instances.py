@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from backends.bundled_model import maas_home
+from backends.model_cache import maas_home
 
 RUN_DIR_ENV = "MAAS_RUN_DIR"
 

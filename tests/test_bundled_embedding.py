@@ -15,7 +15,7 @@ from backends.bundled_embedding import (
     embedding_zip,
     prepare_bundled_embedding,
 )
-from backends.bundled_model import READY_MARKER, BundledModelError
+from backends.model_cache import READY_MARKER, BundledModelError
 
 
 def test_the_zip_is_found_without_importing_the_package() -> None:

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from backends import bundled_model
-from backends.bundled_model import (
-    READY_MARKER,
-    BundledModelError,
-    bundled_model_path,
-    default_model_dir,
-    gguf_source,
-    maas_home,
-    prepare_bundled_model,
-)
+from backends.bundled_model import bundled_model_path, default_model_dir, gguf_source, prepare_bundled_model
+from backends.model_cache import READY_MARKER, BundledModelError, maas_home
 
 
 def _fake_convert(source: Path, staging: Path, report) -> None:
