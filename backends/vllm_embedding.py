@@ -25,7 +25,7 @@ from backends.base import (
     UpstreamRejected,
     Usage,
 )
-from backends.engine_env import engine_environment
+from backends.vllm_build import build_async_llm
 from backends.vllm_supervisor import EngineSupervisor, EngineTelemetry, RestartBackoff
 
 if TYPE_CHECKING:
@@ -80,32 +80,15 @@ class VllmEmbeddingBackend:
 
     def _build_engine(self) -> Any:
         from vllm import PoolingParams
-        from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.exceptions import VLLMValidationError
         from vllm.inputs import tokens_input
-        from vllm.v1.engine.async_llm import AsyncLLM
 
         self._names = (PoolingParams, tokens_input, VLLMValidationError)
         cfg = self.engine_config
-        args: dict[str, Any] = {
-            "model": self.model_path,
-            "served_model_name": [self.served_model],
-            "runner": "pooling",
-            "dtype": cfg.dtype,
-            "enforce_eager": cfg.enforce_eager,
-            "max_num_seqs": cfg.max_num_seqs,
-            "seed": cfg.seed,
-            "disable_log_stats": False,
-        }
-        if "max_model_len" in cfg.model_fields_set:
-            # else the model's own limit (MiniLM: 256 tokens, from its sentence-transformers config)
-            args["max_model_len"] = cfg.max_model_len
-        if cfg.kv_cache_gib is not None:
-            args["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * (1 << 30))
-        if cfg.gpu_memory_utilization is not None:
-            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        with engine_environment(cfg.env):
-            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[self._telemetry.logger_factory()])
+        # the model's own input limit unless one is set (MiniLM: 256 tokens, from its sentence-transformers config)
+        window = {"max_model_len": cfg.max_model_len} if "max_model_len" in cfg.model_fields_set else {}
+        engine = build_async_llm(cfg, self._telemetry, model_path=self.model_path, served_model=self.served_model,
+                                 runner="pooling", **window)
         self._context_length = engine.model_config.max_model_len
         return engine
 

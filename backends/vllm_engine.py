@@ -32,7 +32,7 @@ from backends.base import (
     UpstreamRejected,
     Usage,
 )
-from backends.engine_env import engine_environment as _environment
+from backends.vllm_build import build_async_llm
 from backends.vllm_sampling import (
     SamplingPlan,
     chat_logprobs,
@@ -149,11 +149,9 @@ class VllmEngineBackend:
     def _build_engine(self) -> Any:
         """Construct the AsyncLLM (blocking; runs in a worker thread)."""
         from vllm import SamplingParams
-        from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
         from vllm.inputs import tokens_input
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
-        from vllm.v1.engine.async_llm import AsyncLLM
         from vllm.v1.engine.exceptions import EngineDeadError
 
         self._vllm = _VllmNames(
@@ -167,25 +165,8 @@ class VllmEngineBackend:
             GracefulHTTPError,
         )
         cfg = self.engine_config
-        args: dict[str, Any] = {
-            "model": self.model_path,
-            "served_model_name": [self.served_model],
-            "dtype": cfg.dtype,
-            "enforce_eager": cfg.enforce_eager,
-            "max_model_len": cfg.max_model_len,
-            "max_num_seqs": cfg.max_num_seqs,
-            "enable_prefix_caching": cfg.enable_prefix_caching,
-            "seed": cfg.seed,
-            # scheduler stats on: our stat logger reads running/waiting/KV usage from
-            # every step (and replaces vLLM's Prometheus logger, see EngineTelemetry)
-            "disable_log_stats": False,
-        }
-        if cfg.kv_cache_gib is not None:
-            args["kv_cache_memory_bytes"] = int(cfg.kv_cache_gib * (1 << 30))
-        if cfg.gpu_memory_utilization is not None:
-            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        with _environment(cfg.env):
-            engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[self._telemetry.logger_factory()])
+        engine = build_async_llm(cfg, self._telemetry, model_path=self.model_path, served_model=self.served_model,
+                                 max_model_len=cfg.max_model_len, enable_prefix_caching=cfg.enable_prefix_caching)
         self._context_length = engine.model_config.max_model_len
         self._set_up_tool_calling(engine)
         return engine
