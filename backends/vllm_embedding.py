@@ -18,65 +18,30 @@ from backends.base import (
     Completion,
     EmbeddingRequest,
     Embeddings,
-    EngineStats,
     GenerationRequest,
     ReplicaUnavailable,
     StreamChunk,
     UpstreamRejected,
     Usage,
 )
-from backends.vllm_build import build_async_llm
-from backends.vllm_supervisor import EngineSupervisor, EngineTelemetry, RestartBackoff
+from backends.vllm_replica import SupervisedVllmReplica
 
 if TYPE_CHECKING:
     from backends.settings import EngineConfig
 
 
-class VllmEmbeddingBackend:
+class VllmEmbeddingBackend(SupervisedVllmReplica):
     """A replica of an embedding model served by vLLM's pooling runner (``backend: vllm``)."""
 
     capabilities = Capabilities(embeddings=True)
 
     def __init__(self, replica_id: str, served_model: str, engine: EngineConfig, *, model_path: str) -> None:
-        self.replica_id = replica_id
-        self.served_model = served_model
-        self.engine_config = engine
-        self.model_path = model_path
-        self._telemetry = EngineTelemetry()
-        self._supervisor = EngineSupervisor(
-            replica_id,
-            self._build_engine,
-            backoff=RestartBackoff(engine.restart_backoff_s, engine.restart_backoff_max_s),
-            telemetry=self._telemetry,
-        )
+        super().__init__(replica_id, served_model, engine, model_path=model_path)
         self._names: Any = None
         self._open = 0
-        self._context_length: int | None = None
 
-    async def start(self) -> None:
-        """Build the engine in a thread (~30 s on 2 CPU cores for MiniLM) and return when it serves."""
-        await self._supervisor.start()
-
-    async def close(self) -> None:
-        await self._supervisor.close()
-
-    async def health(self) -> bool:
-        return self._supervisor.ready
-
-    def stats(self) -> EngineStats:
-        if not self._supervisor.ready:
-            return EngineStats()
-        if not self._open:
-            return EngineStats(running=0, waiting=0, kv_cache_usage=0.0)
-        return self._telemetry.snapshot()
-
-    def context_length(self) -> int | None:
-        """The longest input the model takes, in tokens (its ``max_model_len``)."""
-        return self._context_length
-
-    @property
-    def supervisor(self) -> EngineSupervisor:
-        return self._supervisor
+    def _open_requests(self) -> bool:
+        return self._open > 0
 
     def _build_engine(self) -> Any:
         from vllm import PoolingParams
@@ -87,9 +52,7 @@ class VllmEmbeddingBackend:
         cfg = self.engine_config
         # the model's own input limit unless one is set (MiniLM: 256 tokens, from its sentence-transformers config)
         window = {"max_model_len": cfg.max_model_len} if "max_model_len" in cfg.model_fields_set else {}
-        engine = build_async_llm(cfg, self._telemetry, model_path=self.model_path, served_model=self.served_model,
-                                 runner="pooling", **window)
-        self._context_length = engine.model_config.max_model_len
+        engine = self._build(runner="pooling", **window)
         return engine
 
     # ---- the request path ----------------------------------------------------

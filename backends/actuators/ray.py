@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import RayError
 
-from backends.actuators.base import ActuatorError, Started
+from backends.actuators.base import ActuatorError, ModelFacts, Started
 from backends.actuators.ray_actor import ReplicaActor, ServeReplica
 from backends.actuators.ray_backend import ActorBackend
 from backends.actuators.ray_placement import RayPlacement, placement_for
@@ -66,9 +66,9 @@ class RayActuator:
     kind = "ray"
     discovers = False
 
-    def __init__(self, serve: ServeReplica, *, max_model_len: dict[str, int | None] | None = None) -> None:
+    def __init__(self, serve: ServeReplica, models: ModelFacts | None = None) -> None:
         self._serve = serve
-        self._max_model_len = dict(max_model_len or {})
+        self._models = models or ModelFacts()
         self._replicas: dict[str, RayReplica] = {}
         self._cluster: tuple[str, str] | None = None
         self._owns_connection = False
@@ -98,7 +98,7 @@ class RayActuator:
         try:
             async with asyncio.timeout(timeout):
                 info = await await_ref(actor.serve, self._serve, spec.model_dump(mode="json"), backend.token,
-                                       self._max_model_len.get(spec.model))
+                                       self._models.max_model_len.get(spec.model))
         except TimeoutError:
             raise ActuatorError(
                 f"replica {spec.id}: not serving after {timeout:.0f}s (still waiting for a node with "

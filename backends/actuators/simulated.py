@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from backends.actuators.base import ActuatorError, Started
+from backends.actuators.base import ActuatorError, ModelFacts, Started
 from backends.chips import CHIPS
-from backends.factory import build_backend
 from backends.settings import PoolConfig
 
 
@@ -19,17 +18,11 @@ class SimulatedActuator:
     kind = "simulated"
     discovers = False
 
-    def __init__(
-        self, *, max_model_len: dict[str, int | None] | None = None, embedding_models: frozenset[str] = frozenset()
-    ) -> None:
-        self._max_model_len = dict(max_model_len or {})
-        self._embedding = embedding_models
+    def __init__(self, models: ModelFacts | None = None) -> None:
+        self._models = models or ModelFacts()
 
     def build(self, pool: PoolConfig, replica_id: str) -> Started:
-        spec = pool.template(replica_id)
-        return Started(spec, build_backend(
-            spec, max_model_len=self._max_model_len.get(spec.model), embedding=spec.model in self._embedding
-        ), pool)
+        return self._models.started(pool, pool.template(replica_id))
 
     async def start(self, started: Started) -> None:
         profile = CHIPS.get(started.pool.chip)
