@@ -18,6 +18,8 @@ printed and written to ``--out``.
     python -m loadtests.bench_overhead                          # full run, ~5 minutes
     python -m loadtests.bench_overhead --targets direct,maas    # no LiteLLM
     python -m loadtests.bench_overhead --profile loadtests/out/maas-c16.svg   # py-spy the gateway at c=16
+    python -m loadtests.bench_overhead --targets direct,maas --tree ../v1 --out before.md   # an older checkout
+    python -m loadtests.bench_overhead --cpu-before 1200    # judge "CPU per request halved" against that run
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def start_mock(workdir: Path, cpu: int | None) -> Service:
     )
 
 
-def start_maas(workdir: Path, mock: Service, cpu: int | None) -> Service:
+def start_maas(workdir: Path, mock: Service, cpu: int | None, tree: Path = ROOT) -> Service:
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port, "allow_anonymous": True, "log_level": "warning"},
@@ -141,7 +143,7 @@ def start_maas(workdir: Path, mock: Service, cpu: int | None) -> Service:
     return start_service(
         "maas", [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
         url=f"http://127.0.0.1:{port}", ready_path="/readyz", cpu=cpu, workdir=workdir,
-        env={"PYTHONPATH": str(ROOT)},
+        env={"PYTHONPATH": str(tree)},
     )
 
 
@@ -282,9 +284,9 @@ def machine() -> str:
     return describe_machine(with_load=True)
 
 
-def git_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True)
+def git_commit(tree: Path = ROOT) -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=tree, capture_output=True, text=True)
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
@@ -326,11 +328,12 @@ def report(results: dict[str, dict[int, Cell]], streams: dict[str, Cell], *, com
             lines.append(f"| {name} | {_fmt(cell.first_byte_p50, 3)} | {_fmt(added, 3)} | {_fmt(cell.p50, 3)} | "
                          f"{_fmt(cell.rps, 0)} | {_fmt(cell.cpu_us, 0)} |")
     lines += ["", "Targets (issue 14, one worker on one core):", ""]
-    lines += [f"- {line}" for line in verdicts(results, streams)]
+    lines += [f"- {line}" for line in verdicts(results, streams, cpu_before=args.cpu_before)]
     return "\n".join(lines) + "\n"
 
 
-def verdicts(results: dict[str, dict[int, Cell]], streams: dict[str, Cell]) -> list[str]:
+def verdicts(results: dict[str, dict[int, Cell]], streams: dict[str, Cell], *, cpu_before: float | None = None
+             ) -> list[str]:
     out: list[str] = []
     maas, direct, lite = results.get("maas", {}), results.get("direct", {}), results.get("litellm", {})
 
@@ -349,8 +352,13 @@ def verdicts(results: dict[str, dict[int, Cell]], streams: dict[str, Cell]) -> l
         tail = cell.p99 / cell.p50 if cell.p50 > 0 else float("nan")
         out.append(f"p99 <= {TARGET_P99_OVER_P50_C16:g}x p50 at c=16: {tail:.2f}x "
                    f"({_fmt(cell.p99, 3)} vs {_fmt(cell.p50, 3)} ms), {mark(tail <= TARGET_P99_OVER_P50_C16)}")
-        out.append(f"CPU per request at c=16: {_fmt(cell.cpu_us, 0)} us (halved from the value measured before "
-                   "issue 14: see RESULTS_overhead.md)")
+        if cpu_before:
+            out.append(f"CPU per request at c=16 <= half of {_fmt(cpu_before, 0)} us (before, --cpu-before): "
+                       f"{_fmt(cell.cpu_us, 0)} us ({cell.cpu_us / cpu_before:.2f}x), "
+                       f"{mark(cell.cpu_us <= cpu_before / 2)}")
+        else:
+            out.append(f"CPU per request at c=16: {_fmt(cell.cpu_us, 0)} us (give --cpu-before, the figure of a "
+                       "--tree run of the revision before, to judge the halving target)")
     if "maas" in streams and "direct" in streams:
         added = streams["maas"].first_byte_p50 - streams["direct"].first_byte_p50
         out.append(f"streaming TTFT added p50 <= {TARGET_TTFT_ADDED_MS} ms: {_fmt(added, 3)} ms, "
@@ -370,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway-cpu", type=int, default=1, help="core for the gateway under test")
     parser.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     parser.add_argument("--litellm-version", default=LITELLM_VERSION)
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="run the gateway of another checkout (same harness, mock and load generator)")
+    parser.add_argument("--cpu-before", type=float, help="CPU us per request at c=16 before (from a --tree run)")
     parser.add_argument("--profile", type=Path, help="py-spy flamegraph (SVG) of maas-gateway during one c=16 round")
     parser.add_argument("--out", type=Path, default=ROOT / "loadtests" / "RESULTS_overhead.md")
     parser.add_argument("--json", type=Path, help="also write every round's raw numbers here")
@@ -382,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     host = machine()
     command = "python -m loadtests.bench_overhead " + " ".join(argv if argv is not None else sys.argv[1:])
-    versions = {"maas-gateway": git_commit()}
+    versions = {"maas-gateway": git_commit(args.tree)}
 
     exe = ensure_litellm(args.litellm_venv, args.litellm_version) if "litellm" in targets else None
     if exe is not None:
@@ -396,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             mock = services["direct"] = start_mock(workdir, args.client_cpu)
             if "maas" in targets:
-                services["maas"] = start_maas(workdir, mock, args.gateway_cpu)
+                services["maas"] = start_maas(workdir, mock, args.gateway_cpu, args.tree)
             if exe is not None:
                 services["litellm"] = start_litellm(workdir, mock, args.gateway_cpu, exe)
             for conc in levels:
