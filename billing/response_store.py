@@ -57,7 +57,8 @@ class ResponseStore:
     ) -> None:
         await self._store.execute(
             f"INSERT INTO stored_responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            response["id"], tenant, key_id, response.get("model", ""), float(response.get("created_at") or self._clock()),
+            # stored at: the response's own created_at has whole seconds only, too coarse to list by
+            response["id"], tenant, key_id, response.get("model", ""), self._clock(),
             orjson.dumps(response).decode(), orjson.dumps(input_items).decode(), orjson.dumps(context_items).decode(),
         )
 
@@ -66,12 +67,32 @@ class ResponseStore:
         row = await self._store.fetchrow(
             f"SELECT {_COLUMNS} FROM stored_responses WHERE id = ? AND tenant = ?", response_id, tenant
         )
-        if row is None:
-            return None
-        return StoredResponse(
-            id=row[0], tenant=row[1], key_id=row[2], model=row[3], created_at=float(row[4]),
-            response=orjson.loads(row[5]), input_items=orjson.loads(row[6]), context_items=orjson.loads(row[7]),
+        return None if row is None else _stored(row)
+
+    async def page(
+        self, tenant: str, *, limit: int, after: str | None = None, ascending: bool = False
+    ) -> tuple[list[StoredResponse], bool] | None:
+        """Up to ``limit`` of the tenant's responses by creation (newest first unless ``ascending``),
+        those after the response ``after``, and whether more follow; None when ``after`` is not
+        one of the tenant's responses."""
+        since: tuple[float, str] | None = None
+        if after is not None:
+            row = await self._store.fetchrow(
+                "SELECT created_at, id FROM stored_responses WHERE id = ? AND tenant = ?", after, tenant
+            )
+            if row is None:
+                return None
+            since = (float(row[0]), row[1])
+        beyond, order = (">", "ASC") if ascending else ("<", "DESC")
+        where, args = "tenant = ?", [tenant]
+        if since is not None:
+            where += f" AND (created_at {beyond} ? OR (created_at = ? AND id {beyond} ?))"
+            args += [since[0], since[0], since[1]]
+        rows = await self._store.fetch(
+            f"SELECT {_COLUMNS} FROM stored_responses WHERE {where} "
+            f"ORDER BY created_at {order}, id {order} LIMIT ?", *args, limit + 1,
         )
+        return [_stored(row) for row in rows[:limit]], len(rows) > limit
 
     async def delete(self, tenant: str, response_id: str) -> bool:
         """Delete the tenant's response; False when there was none."""
@@ -79,3 +100,10 @@ class ResponseStore:
             "DELETE FROM stored_responses WHERE id = ? AND tenant = ?", response_id, tenant
         )
         return changed > 0
+
+
+def _stored(row: Any) -> StoredResponse:
+    return StoredResponse(
+        id=row[0], tenant=row[1], key_id=row[2], model=row[3], created_at=float(row[4]),
+        response=orjson.loads(row[5]), input_items=orjson.loads(row[6]), context_items=orjson.loads(row[7]),
+    )

@@ -48,6 +48,7 @@ def tenant_openapi(version: str) -> dict[str, Any]:
     describe("POST", "/v1/chat/completions", "Create a chat completion (streamed with stream: true)", ChatCompletionRequest)
     describe("POST", "/v1/completions", "Create a text completion", CompletionRequest)
     describe("POST", "/v1/responses", "Create a response (OpenAI Responses API)", ResponsesBody)
+    describe("GET", "/v1/responses", "List your stored responses, newest first (maas extension; limit, order, after)")
     describe("GET", "/v1/responses/{response_id}", "Retrieve a stored response")
     describe("DELETE", "/v1/responses/{response_id}", "Delete a stored response")
     describe("GET", "/v1/responses/{response_id}/input_items", "List a stored response's input items")

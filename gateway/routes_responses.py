@@ -140,12 +140,8 @@ async def delete_response(x: Exchange, gw: Gateway) -> Reply:
     return Reply({"id": response_id, "object": "response", "deleted": True})
 
 
-async def list_input_items(x: Exchange, gw: Gateway) -> Reply:
-    """OpenAI's cursor list: ``order`` (desc by default), ``limit`` (1-100, 20), ``after`` (an item id)."""
-    key = await gw.auth.tenant_key(x)
-    stored = await gw.db.responses.get(key.tenant, x.params["response_id"])
-    if stored is None:
-        raise _not_found(x.params["response_id"])
+def _list_query(x: Exchange) -> tuple[bool, int, str | None]:
+    """OpenAI's cursor list parameters: ``order`` (desc by default), ``limit`` (1-100, 20), ``after`` (an id)."""
     query = x.query()
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -153,25 +149,49 @@ async def list_input_items(x: Exchange, gw: Gateway) -> Reply:
     limit_text = query.get("limit", "20")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
         raise errors.bad_request("'limit' must be an integer from 1 to 100.", param="limit")
-    items = list(stored.input_items if order == "asc" else reversed(stored.input_items))
-    after = query.get("after")
-    if after is not None:
-        ids = [item.get("id") for item in items]
-        if after not in ids:
-            raise errors.bad_request(f"'after' names no input item of this response: {after!r}.", param="after")
-        items = items[ids.index(after) + 1 :]
-    page = items[: int(limit_text)]
+    return order == "asc", int(limit_text), query.get("after")
+
+
+def _list(page: list[dict[str, Any]], has_more: bool) -> Reply:
     return Reply({
         "object": "list",
         "data": page,
         "first_id": page[0]["id"] if page else None,
         "last_id": page[-1]["id"] if page else None,
-        "has_more": len(items) > len(page),
+        "has_more": has_more,
     })
+
+
+async def list_responses(x: Exchange, gw: Gateway) -> Reply:
+    """The caller's tenant's stored responses, newest first (a maas extension, in the shape of
+    OpenAI's lists; the console's "Stored responses" page reads it)."""
+    key = await gw.auth.tenant_key(x)
+    ascending, limit, after = _list_query(x)
+    found = await gw.db.responses.page(key.tenant, limit=limit, after=after, ascending=ascending)
+    if found is None:
+        raise errors.bad_request(f"'after' names no stored response of yours: {after!r}.", param="after")
+    stored, has_more = found
+    return _list([s.response for s in stored], has_more)
+
+
+async def list_input_items(x: Exchange, gw: Gateway) -> Reply:
+    key = await gw.auth.tenant_key(x)
+    stored = await gw.db.responses.get(key.tenant, x.params["response_id"])
+    if stored is None:
+        raise _not_found(x.params["response_id"])
+    ascending, limit, after = _list_query(x)
+    items = list(stored.input_items if ascending else reversed(stored.input_items))
+    if after is not None:
+        ids = [item.get("id") for item in items]
+        if after not in ids:
+            raise errors.bad_request(f"'after' names no input item of this response: {after!r}.", param="after")
+        items = items[ids.index(after) + 1 :]
+    return _list(items[:limit], len(items) > limit)
 
 
 routes = (
     Route("POST", "/v1/responses", create_response, "responses"),
+    Route("GET", "/v1/responses", list_responses, "responses"),
     Route("GET", "/v1/responses/{response_id}", get_response, "responses"),
     Route("DELETE", "/v1/responses/{response_id}", delete_response, "responses"),
     Route("GET", "/v1/responses/{response_id}/input_items", list_input_items, "responses"),

@@ -46,6 +46,9 @@ def traffic(server: LiveServer) -> str:
                        json={"model": model, "max_tokens": 24 + 8 * n,
                              "messages": [{"role": "user", "content": "Summarise our chip options. " * (1 + n % 3)}]},
                        ).raise_for_status()
+    for question in ("Which chips serve an 8B model within a 100 ms TPOT?", "And the cheapest of them per token?"):
+        httpx.post(f"{server.url}/v1/responses", headers={"authorization": f"Bearer {acme}"}, timeout=30,
+                   json={"model": "default", "input": question, "max_output_tokens": 60}).raise_for_status()
     return acme
 
 
@@ -85,6 +88,8 @@ def tenant_pages(page: Page, server: LiveServer, key: str) -> None:
     page.get_by_role("button", name="Send").click()
     page.locator("[data-field=cost]").wait_for()
     shoot(console, "tenant-playground")
+    console.go("Stored responses")
+    shoot(console, "tenant-responses")
     assert console.errors == [], console.errors
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing.database import open_database
+from billing.response_store import ResponseStore
 from tests.test_billing_support import db_url, pg_url, sqlite_url  # noqa: F401  (fixtures)
 
 
@@ -59,3 +60,23 @@ async def test_the_conversation_is_context_then_input_then_output_and_survives_d
     assert [item["id"] for item in second.conversation()] == [
         "msg_in_q1", "msg_resp_a", "msg_in_q2", "msg_resp_b"
     ]
+
+
+async def test_a_tenant_pages_through_its_own_responses_newest_first(db):
+    stored_at = iter([100.0, 300.0, 200.0, 300.0, 400.0])  # the store's clock at each save
+    responses = ResponseStore(db.store, clock=lambda: next(stored_at))
+    for i in range(4):
+        await responses.save("acme", None, _response(f"resp_p{i}", str(i)), [_user("q")], [])
+    await responses.save("globex", None, _response("resp_other", "theirs"), [_user("q")], [])
+
+    first, more = await responses.page("acme", limit=2)
+    assert [s.id for s in first] == ["resp_p3", "resp_p1"] and more  # stored in the same instant: by id
+    rest, more = await responses.page("acme", limit=2, after="resp_p1")
+    assert [s.id for s in rest] == ["resp_p2", "resp_p0"] and not more
+    oldest_first, more = await responses.page("acme", limit=10, ascending=True)
+    assert [s.id for s in oldest_first] == ["resp_p0", "resp_p2", "resp_p1", "resp_p3"] and not more
+    assert oldest_first[0].response["output"][0]["content"][0]["text"] == "0"
+    # a cursor must be one of the tenant's own responses
+    assert await responses.page("acme", limit=2, after="resp_other") is None
+    assert await responses.page("acme", limit=2, after="resp_unknown") is None
+    assert [s.id for s in (await responses.page("globex", limit=5))[0]] == ["resp_other"]

@@ -156,6 +156,38 @@ def test_input_items_page_in_either_order(client: openai.OpenAI) -> None:
     assert everything == [f"part {i}" for i in range(5)]  # the SDK follows the cursor
 
 
+def test_a_tenant_lists_its_stored_responses_newest_first_and_only_its_own(surfaces_server: LiveServer) -> None:
+    tenant_key = surfaces_server.create_key("responses-lister")
+    mine = openai.OpenAI(base_url=surfaces_server.url + "/v1", api_key=tenant_key, max_retries=0, timeout=30)
+    made = [mine.responses.create(model=CHAT, input=f"note {i}").id for i in range(3)]
+    mine.responses.create(model=CHAT, input="not kept", store=False)
+    other = surfaces_server.create_key("responses-lister-neighbour")
+    httpx.post(surfaces_server.url + "/v1/responses", headers={"authorization": f"Bearer {other}"},
+               json={"model": CHAT, "input": "theirs"}, timeout=30).raise_for_status()
+
+    def listed(key: str, **params: str) -> dict:
+        answer = httpx.get(surfaces_server.url + "/v1/responses", params=params,
+                           headers={"authorization": f"Bearer {key}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = listed(tenant_key, limit="2")
+    assert [r["id"] for r in first["data"]] == made[::-1][:2] and first["has_more"]
+    retrieved = httpx.get(surfaces_server.url + f"/v1/responses/{made[2]}",
+                          headers={"authorization": f"Bearer {tenant_key}"}, timeout=10).json()
+    assert first["data"][0] == retrieved  # each listed as retrieve answers it
+    rest = listed(tenant_key, limit="2", after=first["last_id"])
+    assert [r["id"] for r in rest["data"]] == [made[0]] and not rest["has_more"]
+    assert [r["id"] for r in listed(tenant_key, order="asc")["data"]] == made
+    theirs = listed(other)["data"]
+    assert len(theirs) == 1 and theirs[0]["id"] not in made
+    # another tenant's id is no cursor; bad parameters are 400s naming them
+    for params, param in (({"after": theirs[0]["id"]}, "after"), ({"limit": "0"}, "limit"), ({"order": "up"}, "order")):
+        answer = httpx.get(surfaces_server.url + "/v1/responses", params=params,
+                           headers={"authorization": f"Bearer {tenant_key}"}, timeout=10)
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == param
+
+
 class City(BaseModel):
     name: str
     population: int

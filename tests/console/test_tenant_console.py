@@ -10,7 +10,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.console.console_page import ConsolePage, money_text
-from tests.console.traffic import chat, get
+from tests.console.traffic import chat, get, respond
 from tests.live_server import LiveServer
 
 
@@ -148,3 +148,33 @@ def test_tenant_sees_the_models_it_may_call_with_prices_and_context_windows(
     assert row["Model"] == "other-model"
     assert (row["Input"], row["Cached input"], row["Output"]) == ("1.00 USD", "1.00 USD", "2.00 USD")
     assert row["Chips"] == "nvidia-a100"
+
+
+def _answer_text(response: dict) -> str:
+    return " ".join(part["text"] for item in response["output"] if item["type"] == "message"
+                    for part in item["content"]).strip()
+
+
+def test_tenant_sees_its_stored_responses_newest_first_and_deletes_one(
+    console: ConsolePage, console_server: LiveServer
+) -> None:
+    key = console_server.create_key(_tenant("stored"))
+    older, newer = respond(console_server.url, key, "First question."), respond(console_server.url, key, "Second.")
+    neighbour = respond(console_server.url, console_server.create_key(_tenant("stored-other")), "Not yours.")
+
+    console.open().sign_in(key).go("Stored responses")
+    rows = console.rows("responses-table")
+
+    assert [row["Response"] for row in rows] == [newer["id"], older["id"]]
+    assert neighbour["id"] not in console.page.locator("#responses-table").inner_text()
+    for row, response in zip(rows, (newer, older), strict=True):
+        assert row["Model"] == response["model"]
+        assert _plain(row["Tokens"]) == str(response["usage"]["total_tokens"])
+        assert row["Answer"].startswith(_answer_text(response)[:60])
+    # delete the older one, after the inline confirmation; the API no longer has it
+    console.page.get_by_role("button", name=f"Delete response {older['id']}").click()
+    console.page.get_by_role("button", name="Yes, delete").click()
+    expect(console.page.locator("#responses-table tbody tr")).to_have_count(1)
+    assert get(console_server.url, f"/v1/responses/{older['id']}", key).status_code == 404
+    assert get(console_server.url, f"/v1/responses/{newer['id']}", key).status_code == 200
+

@@ -9,9 +9,10 @@ import keys from "./tenant/keys.js";
 import models from "./tenant/models.js";
 import overview from "./tenant/overview.js";
 import playground from "./tenant/playground.js";
+import responses from "./tenant/responses.js";
 import usage from "./tenant/usage.js";
 
 export const VIEWS = Object.freeze([
-  overview, usage, keys, models, playground,
+  overview, usage, keys, models, playground, responses,
   fleet, scorecard, routing, revenue, tenants,
 ]);
