@@ -70,6 +70,29 @@ export function field(label, input, hint) {
   return h("div", {class: "field"}, h("label", {for: input.id}, label), input, hintEl);
 }
 
+/**
+ * A button that asks before it acts: "Revoke" becomes "Revoke x? [Yes, revoke] [Cancel]".
+ * ``name`` is the button's accessible name; an error ``onConfirm`` throws is shown in its place.
+ */
+export function confirmButton({label, name, question, yes, onConfirm}) {
+  const cell = h("div");
+  const ask = h("button", {type: "button", class: "danger", "aria-label": name, onclick: () => {
+    fill(cell,
+      h("span", null, question),
+      h("button", {type: "button", class: "danger", onclick: async (event) => {
+        event.target.disabled = true;
+        try {
+          await onConfirm();
+        } catch (error) {
+          fill(cell, errorText(error));
+        }
+      }}, yes), " ",
+      h("button", {type: "button", onclick: () => { fill(cell, ask); ask.focus(); }}, "Cancel"));
+    cell.querySelector("button").focus();
+  }}, label);
+  return fill(cell, ask);
+}
+
 /** A message for a failed request, announced to screen readers. */
 export function errorText(error) {
   return h("p", {class: "error", role: "alert"}, error && error.message ? error.message : String(error));

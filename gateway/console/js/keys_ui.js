@@ -1,7 +1,7 @@
 // The key form, the once-shown secret and the keys table, shared by the tenant's
 // "Keys" view and the operator's "Tenants & keys" view.
 
-import {badge, errorText, field, fill, h, table, uid} from "./dom.js";
+import {badge, confirmButton, errorText, field, fill, h, table, uid} from "./dom.js";
 import {limit, money, when} from "./format.js";
 
 function integerInput(id, label, hint) {
@@ -119,21 +119,12 @@ export function keyTable({caption, keys, onRevoke, showTenant, id}) {
 }
 
 function revokeControl(key, onRevoke) {
-  const cell = h("div");
   const label = key.name || key.prefix;
-  const ask = h("button", {type: "button", class: "danger", "aria-label": `Revoke key ${label}`, onclick: () => {
-    fill(cell,
-      h("span", null, key.current ? "Revoke the key you are signed in with? " : `Revoke ${label}? `),
-      h("button", {type: "button", class: "danger", onclick: async (event) => {
-        event.target.disabled = true;
-        try {
-          await onRevoke(key);
-        } catch (error) {
-          fill(cell, errorText(error));
-        }
-      }}, "Yes, revoke"), " ",
-      h("button", {type: "button", onclick: () => { fill(cell, ask); ask.focus(); }}, "Cancel"));
-    cell.querySelector("button").focus();
-  }}, "Revoke");
-  return fill(cell, ask);
+  return confirmButton({
+    label: "Revoke",
+    name: `Revoke key ${label}`,
+    question: key.current ? "Revoke the key you are signed in with? " : `Revoke ${label}? `,
+    yes: "Yes, revoke",
+    onConfirm: () => onRevoke(key),
+  });
 }

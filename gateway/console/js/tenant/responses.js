@@ -1,7 +1,7 @@
 // Tenant "Stored responses": what /v1/responses kept for this tenant (store: true, OpenAI's default),
 // newest first, a page at a time; each can be read whole or deleted.
 
-import {badge, errorText, fill, h, table} from "../dom.js";
+import {badge, confirmButton, errorText, fill, h, table} from "../dom.js";
 import {count, when} from "../format.js";
 
 const PAGE = 20;
@@ -43,27 +43,18 @@ export default {
     const shown = [];
     let more = false;
 
-    const deleteControl = (response) => {
-      const cell = h("div");
-      const ask = h("button", {type: "button", class: "danger", "aria-label": `Delete response ${response.id}`, onclick: () => {
-        fill(cell,
-          h("span", null, "Delete it for good? "),
-          h("button", {type: "button", class: "danger", onclick: async (event) => {
-            event.target.disabled = true;
-            try {
-              await api.del(`/v1/responses/${encodeURIComponent(response.id)}`);
-              shown.splice(shown.indexOf(response), 1);
-              notice(`Response ${response.id} deleted.`);
-              draw();
-            } catch (error) {
-              fill(cell, errorText(error));
-            }
-          }}, "Yes, delete"), " ",
-          h("button", {type: "button", onclick: () => { fill(cell, ask); ask.focus(); }}, "Cancel"));
-        cell.querySelector("button").focus();
-      }}, "Delete");
-      return fill(cell, ask);
-    };
+    const deleteControl = (response) => confirmButton({
+      label: "Delete",
+      name: `Delete response ${response.id}`,
+      question: "Delete it for good? ",
+      yes: "Yes, delete",
+      onConfirm: async () => {
+        await api.del(`/v1/responses/${encodeURIComponent(response.id)}`);
+        shown.splice(shown.indexOf(response), 1);
+        notice(`Response ${response.id} deleted.`);
+        draw();
+      },
+    });
 
     const older = h("button", {type: "button", onclick: () => load(shown.length ? shown[shown.length - 1].id : null)},
       "Show older");
