@@ -14,7 +14,10 @@ Reported: the gateway's peak RSS during each phase (sampled every 50 ms) against
 baseline phase, and the well-behaved tenant's p50/p99 with and without the attack.
 Targets: RSS + < 100 MB, p99 + < 50 ms.
 
-    python -m loadtests.bench_hostile [--seconds 15] [--rate 50]
+    python -m loadtests.bench_hostile [--seconds 15] [--rate 50] [--flood] [--no-pin]
+
+Like ``bench_overhead``, the gateway runs pinned to one core and the clients (the
+attacker, the load generator) to the other, unless ``--no-pin``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -109,7 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="the well-behaved tenant's requests/s")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between bursts of 20 hostile requests")
     parser.add_argument("--flood", action="store_true", help="20 hostile connections back to back instead of bursts")
+    parser.add_argument("--client-cpu", type=int, default=0, help="core for the attacker and the well-behaved tenant")
+    parser.add_argument("--gateway-cpu", type=int, default=1, help="core for the gateway under test")
+    parser.add_argument("--no-pin", action="store_true", help="let every process run on any core")
     args = parser.parse_args(argv)
+    if args.no_pin:
+        args.client_cpu = args.gateway_cpu = None
+    else:
+        # the clients' CPU (sending megabytes, measuring) must not be taken from the gateway's core
+        os.sched_setaffinity(0, {args.client_cpu})  # this process, its attacker thread and the load generator
     with tempfile.TemporaryDirectory(prefix="maas-hostile-") as tmp:
         work, port = Path(tmp), free_port()
         config = {
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         (work / "gw.yaml").write_text(yaml.safe_dump(config))
         gateway = start_service("maas", [sys.executable, "-m", "gateway.cli", "serve", "--config", str(work / "gw.yaml")],
-                                url=f"http://127.0.0.1:{port}", ready_path="/readyz", cpu=None, workdir=work,
+                                url=f"http://127.0.0.1:{port}", ready_path="/readyz", cpu=args.gateway_cpu, workdir=work,
                                 env={"MAAS_ADMIN_KEY": ADMIN_KEY, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
         try:
             admin = {"authorization": f"Bearer {ADMIN_KEY}"}
