@@ -27,28 +27,6 @@ def surfaces_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSe
 
 
 @pytest.fixture(scope="session")
-def default_vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The embedded default as `maas serve` runs it: the bundled chat and embedding models on real
-    vLLM engines. One for the whole session, shared by the modules that test through it (each engine
-    takes 30-60 s to start on these CPUs); a restart backoff of 0.5 s for the engine-death test."""
-    import yaml
-
-    from backends.bundled_embedding import prepare_bundled_embedding
-    from backends.bundled_model import prepare_bundled_model
-    from gateway.cli import default_config_text
-    from gateway.config import parse_config
-
-    prepare_bundled_model()
-    prepare_bundled_embedding()
-    data = yaml.safe_load(default_config_text())
-    data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('default-vllm')}/ledger.db"
-    data["replicas"][0]["engine"]["restart_backoff_s"] = 0.5
-    server = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def api_key(sim_server: LiveServer) -> str:
     return sim_server.create_key("acme")
 

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 
 import anthropic
 import httpx
 import jsonschema
 import openai
 import pytest
+import yaml
 
 from backends.bundled_embedding import prepare_bundled_embedding
-from tests.live_server import LiveServer
+from backends.bundled_model import prepare_bundled_model
+from gateway.cli import default_config_text
+from gateway.config import parse_config
+from tests.live_server import ADMIN_KEY, LiveServer
 from tests.surfaces import MESSAGES_WEATHER, RESPONSES_WEATHER, WEATHER_SCHEMA, ledger_rows
 
 pytestmark = pytest.mark.vllm
@@ -29,8 +34,14 @@ CAPITAL = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def server(default_vllm_server: LiveServer) -> LiveServer:
-    return default_vllm_server  # the embedded default, shared with the other real-engine modules
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    prepare_bundled_model()
+    prepare_bundled_embedding()
+    data = yaml.safe_load(default_config_text())
+    data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('surfaces-vllm')}/ledger.db"
+    live = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
+    yield live
+    live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,16 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
+import yaml
 
 from backends.bundled_model import prepare_bundled_model
+from gateway.cli import default_config_text
+from gateway.config import parse_config
 from tests.live_server import ADMIN_KEY, LiveServer
 
 pytestmark = pytest.mark.vllm
@@ -25,10 +29,13 @@ def model_dir():
 
 
 @pytest.fixture(scope="module")
-def server(default_vllm_server: LiveServer) -> LiveServer:
-    # the embedded default as `maas serve` runs it, shared with the other real-engine modules;
-    # this module's engine-death test kills its engine, so it runs last of them (file order)
-    return default_vllm_server
+def server(model_dir, tmp_path_factory) -> Iterator[LiveServer]:
+    data = yaml.safe_load(default_config_text())  # the embedded default, as `maas serve` runs it
+    data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('vllm')}/ledger.db"
+    data["replicas"][0]["engine"]["restart_backoff_s"] = 0.5
+    live = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
+    yield live
+    live.stop()
 
 
 @pytest.fixture
