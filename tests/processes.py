@@ -44,6 +44,10 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of what the gateway printed: what a failing test shows."""
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
     def start(self, *, extra_args: tuple[str, ...] = (), timeout: float = 60.0) -> GatewayProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from backends.actuators import ray as ray_actuator
+from backends.actuators.base import ActuatorError
+from backends.actuators.ray import RayActuator
 from backends.actuators.ray_backend import ActorBackend
 from backends.actuators.ray_placement import placement_for
 from backends.base import GenerationRequest, ReplicaUnavailable
@@ -82,6 +85,52 @@ def test_the_ray_example_and_the_docs_config_are_valid_configs() -> None:
 def test_ray_settings_default_to_this_nodes_cluster_one_cpu_and_spread() -> None:
     settings = _config().pools[0].ray or RayPoolSettings()
     assert (settings.address, settings.namespace, settings.num_cpus, settings.strategy) == ("auto", "maas", 1.0, "spread")
+
+
+_ABORTED = ConnectionAbortedError(
+    "Initialization failure from server:\nTraceback (most recent call last):\n  File \"proxier.py\", line 772\n"
+    "RuntimeError: Proxy failed to Connect to backend! Check `ray_client_server.err`"
+)
+
+
+class _Cluster:
+    """Stands in for ``ray.init``: answers each connection attempt with the next outcome."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *outcomes: Exception | None) -> None:
+        self.outcomes, self.calls = list(outcomes), 0
+        monkeypatch.setattr(ray_actuator.ray, "init", self.init)
+        monkeypatch.setattr(ray_actuator.ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(ray_actuator, "_CONNECT_RETRY_PAUSE_S", 0.0)
+
+    def init(self, **kwargs: object) -> None:
+        self.calls += 1
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+
+async def test_a_session_the_cluster_aborted_is_asked_for_again(monkeypatch) -> None:
+    cluster = _Cluster(monkeypatch, _ABORTED, None)
+    await RayActuator(serve=None)._connect(RayPoolSettings(address="ray://127.0.0.1:10001"))  # type: ignore[arg-type]
+    assert cluster.calls == 2
+
+
+async def test_connecting_gives_up_after_three_aborted_sessions_with_the_servers_reason(monkeypatch) -> None:
+    cluster = _Cluster(monkeypatch, _ABORTED, _ABORTED, _ABORTED, None)
+    with pytest.raises(ActuatorError) as failure:
+        await RayActuator(serve=None)._connect(RayPoolSettings(address="ray://127.0.0.1:10001"))  # type: ignore[arg-type]
+    assert cluster.calls == 3
+    assert str(failure.value) == (
+        "cannot connect to the Ray cluster at ray://127.0.0.1:10001: Initialization failure from server: "
+        "RuntimeError: Proxy failed to Connect to backend! Check `ray_client_server.err`"
+    )
+
+
+async def test_a_cluster_that_cannot_be_reached_fails_the_start_at_once(monkeypatch) -> None:
+    cluster = _Cluster(monkeypatch, ConnectionError("Could not find any running Ray instance."), None)
+    with pytest.raises(ActuatorError, match="Could not find any running Ray instance"):
+        await RayActuator(serve=None)._connect(RayPoolSettings(address="127.0.0.1:6379"))  # type: ignore[arg-type]
+    assert cluster.calls == 1
 
 
 async def test_actor_backend_is_unavailable_until_connected_to_its_actor() -> None:

@@ -45,6 +45,9 @@ log = logging.getLogger("maas.fleet.ray")
 _MIN_START_TIMEOUT_S = 120.0
 #: how long a retired replica's actor may take to stop its server and engine before it is killed
 _STOP_GRACE_S = 30.0
+#: sessions a gateway asks the cluster for before a start fails (only when the cluster answered and aborted)
+_CONNECT_ATTEMPTS = 3
+_CONNECT_RETRY_PAUSE_S = 1.0
 T = TypeVar("T")
 
 
@@ -105,7 +108,7 @@ class RayActuator:
                 f"{_describe(placement.required())} to have room, or its engine is still loading)"
             ) from None
         except RayError as exc:
-            raise ActuatorError(f"replica {spec.id} failed to start on Ray: {_first_line(exc)}") from exc
+            raise ActuatorError(f"replica {spec.id} failed to start on Ray: {_reason(exc)}") from exc
         replica.node_id, replica.node_ip, replica.url = info["node_id"], info["node_ip"], info["url"]
         await backend.connect(info["url"])
         log.info("ray: replica %s serving at %s on node %s (%s) after %.1fs", spec.id, info["url"],
@@ -167,13 +170,22 @@ class RayActuator:
                 # this process already is a driver (an application embedding the gateway, the tests)
                 self._cluster = wanted
                 return
-            try:
-                await asyncio.to_thread(
-                    ray.init, address=settings.address, namespace=settings.namespace, log_to_driver=False,
-                    logging_level=logging.WARNING, ignore_reinit_error=True,
-                )
-            except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ...: all mean "not connected"
-                raise ActuatorError(f"cannot connect to the Ray cluster at {settings.address}: {_first_line(exc)}") from exc
+            for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+                try:
+                    await asyncio.to_thread(
+                        ray.init, address=settings.address, namespace=settings.namespace, log_to_driver=False,
+                        logging_level=logging.WARNING, ignore_reinit_error=True,
+                    )
+                    break
+                except Exception as exc:  # ConnectionError, RuntimeError, ...: all mean "not connected"
+                    reason = _reason(exc)
+                    # reached, but the session failed to open: Ray Client's server starts a process per
+                    # client, which can miss its 30 s to come up on a busy head; another try usually works
+                    if not isinstance(exc, ConnectionAbortedError) or attempt == _CONNECT_ATTEMPTS:
+                        raise ActuatorError(f"cannot connect to the Ray cluster at {settings.address}: {reason}") from exc
+                    log.warning("ray: the cluster at %s could not open a session (%s); trying again (%d of %d)",
+                                settings.address, reason, attempt + 1, _CONNECT_ATTEMPTS)
+                    await asyncio.sleep(_CONNECT_RETRY_PAUSE_S)
             self._cluster, self._owns_connection = wanted, True
 
     @staticmethod
@@ -201,7 +213,7 @@ def _watch(pending: Any, replica: RayReplica, lost: asyncio.Future[str]) -> None
         if replica.stopping or result.cancelled() or result.exception() is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop has closed: the gateway stopped meanwhile
-            loop.call_soon_threadsafe(_resolve, lost, _first_line(result.exception()))  # type: ignore[arg-type]
+            loop.call_soon_threadsafe(_resolve, lost, _reason(result.exception()))  # type: ignore[arg-type]
 
     pending.future().add_done_callback(ended)
 
@@ -250,9 +262,12 @@ def _describe(resources: dict[str, float]) -> str:
     return ", ".join(f"{name}: {amount:g}" for name, amount in sorted(resources.items()))
 
 
-def _first_line(exc: BaseException) -> str:
+def _reason(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)  # a RayTaskError carries what was raised inside the actor
     if isinstance(cause, BaseException):
         exc = cause
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    text = lines[0]
+    if text.endswith(":") and len(lines) > 1:  # "Initialization failure from server:" + a traceback: its last line
+        text = f"{text} {lines[-1]}"
+    return text[:300]

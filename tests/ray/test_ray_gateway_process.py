@@ -31,7 +31,8 @@ def test_gateway_process_places_replicas_on_the_cluster_it_names(cluster: ChipCl
             return reply if reply.status_code == 200 else None
 
         reply = wait_for(answered, timeout=120, every=0.2, what="the gateway's ray replica to answer")
-        assert reply.headers["x-maas-replica"] == "l4-1" and reply.headers["x-maas-chip"] == "nvidia-l4"
+        where = (reply.headers["x-maas-replica"], reply.headers["x-maas-chip"])
+        assert where == ("l4-1", "nvidia-l4"), f"answered by {where}; the gateway's log:\n{gateway.log_tail()}"
         assert not _gpus_all_free()
     finally:
         if how == "node":
