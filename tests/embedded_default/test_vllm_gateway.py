@@ -6,16 +6,12 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
-import yaml
 
 from backends.bundled_model import prepare_bundled_model
-from gateway.cli import default_config_text
-from gateway.config import parse_config
 from tests.live_server import ADMIN_KEY, LiveServer
 
 pytestmark = pytest.mark.vllm
@@ -26,16 +22,6 @@ MODEL = "smollm2-135m-instruct"
 @pytest.fixture(scope="module")
 def model_dir():
     return prepare_bundled_model()
-
-
-@pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory) -> Iterator[LiveServer]:
-    data = yaml.safe_load(default_config_text())  # the embedded default, as `maas serve` runs it
-    data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('vllm')}/ledger.db"
-    data["replicas"][0]["engine"]["restart_backoff_s"] = 0.5
-    live = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
-    yield live
-    live.stop()
 
 
 @pytest.fixture

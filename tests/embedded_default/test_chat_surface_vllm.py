@@ -9,16 +9,12 @@ small model's arguments validate. Answers are greedy (temperature 0) and short.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
-import yaml
 
 from backends.bundled_model import prepare_bundled_model
-from gateway.cli import default_config_text
-from gateway.config import parse_config
 from tests.chat_cases import (
     ASK_WEATHER,
     TOOLS,
@@ -29,7 +25,7 @@ from tests.chat_cases import (
     assert_valid_call,
     every_standard_field,
 )
-from tests.live_server import ADMIN_KEY, LiveServer
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.vllm
 
@@ -41,18 +37,6 @@ GREEDY = {"temperature": 0, "seed": 0}
 @pytest.fixture(scope="module")
 def model_dir():
     return prepare_bundled_model()
-
-
-@pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory) -> Iterator[LiveServer]:
-    data = yaml.safe_load(default_config_text())
-    # chat only: the embedding engine of the default is tested in test_surfaces_vllm (CI time)
-    data["models"] = [m for m in data["models"] if m.get("kind") != "embedding"]
-    data["replicas"] = [r for r in data["replicas"] if r["model"] in {m["name"] for m in data["models"]}]
-    data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('chat-vllm')}/ledger.db"
-    live = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
-    yield live
-    live.stop()
 
 
 @pytest.fixture(scope="module")

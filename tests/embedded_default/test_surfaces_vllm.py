@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import anthropic
 import httpx
 import jsonschema
 import openai
 import pytest
-import yaml
 
 from backends.bundled_embedding import prepare_bundled_embedding
-from backends.bundled_model import prepare_bundled_model
-from gateway.cli import default_config_text
-from gateway.config import parse_config
-from tests.live_server import ADMIN_KEY, LiveServer
+from tests.live_server import LiveServer
 from tests.surfaces import MESSAGES_WEATHER, RESPONSES_WEATHER, WEATHER_SCHEMA, ledger_rows
 
 pytestmark = pytest.mark.vllm
@@ -31,17 +26,6 @@ pytestmark = pytest.mark.vllm
 CHAT = "smollm2-135m-instruct"
 EMBED = "all-minilm-l6-v2"
 CAPITAL = "What is the capital of France?"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    prepare_bundled_model()
-    prepare_bundled_embedding()
-    data = yaml.safe_load(default_config_text())
-    data["ledger"] = f"sqlite:///{tmp_path_factory.mktemp('surfaces-vllm')}/ledger.db"
-    live = LiveServer(parse_config(data, env={"MAAS_ADMIN_KEY": ADMIN_KEY})).start(timeout=600)
-    yield live
-    live.stop()
 
 
 @pytest.fixture(scope="module")
