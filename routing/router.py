@@ -4,8 +4,11 @@ A retryable :class:`BackendError` before anything reached the caller sends the
 request to another replica (never one already tried), up to
 ``routing.max_attempts`` attempts and ``routing.deadline_s`` in total. A 429 marks
 the replica busy for its Retry-After; a rejection (4xx) propagates at once. When
-nothing is routable the router refuses at once with a Retry-After hint rather
-than waiting. After the first chunk of a stream nothing is retried.
+nothing is routable for a new request the router refuses at once with a
+Retry-After hint rather than waiting; a request that has failed on a replica
+waits for the soonest untried one to be routable again (a breaker's cooldown, a
+Retry-After) when that comes before its deadline. After the first chunk of a
+stream nothing is retried.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Router:
         config: RoutingConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observer: RoutingObserver | None = None,
         scorecard: Scorecard | None = None,
     ) -> None:
@@ -83,6 +87,7 @@ class Router:
         self.config = config
         self.scorecard = scorecard if scorecard is not None else Scorecard()
         self._clock = clock
+        self._sleep = sleep
         self._observer = observer
 
     async def generate(self, request: GenerationRequest, route: RouteRequest) -> Routed:
@@ -150,8 +155,9 @@ class Router:
         """The one failover loop: try ``run`` on replicas the policy picks until one succeeds.
 
         A retryable BackendError moves to another replica (never one already tried)
-        within ``max_attempts`` and ``deadline_s``; a non-retryable one propagates at
-        once; a cancelled caller abandons the attempt. Each attempt ends exactly once.
+        within ``max_attempts`` and ``deadline_s``, waiting for one when all untried
+        replicas are cooling down or busy; a non-retryable one propagates at once; a
+        cancelled caller abandons the attempt. Each attempt ends exactly once.
         """
         deadline = started + self.config.deadline_s
         tried: set[str] = set()
@@ -162,6 +168,8 @@ class Router:
                 break
             attempt = self._start_attempt(route, tried, last_error)
             if attempt is None:
+                if await self._wait_for_untried(route, tried, deadline):
+                    continue
                 break
             attempts += 1
             try:
@@ -179,6 +187,17 @@ class Router:
                 raise
         assert last_error is not None
         raise last_error
+
+    async def _wait_for_untried(self, route: RouteRequest, tried: set[str], deadline: float) -> bool:
+        """After a failure, with no untried replica routable now: wait until the soonest one may be
+        (its breaker half-open, its Retry-After over) if that comes before the deadline."""
+        now = self._clock()
+        untried = [r for r in self._matching(route, retrying=True) if r.id not in tried]
+        soonest = _soonest(untried, now)
+        if soonest is None or soonest <= 0 or now + soonest >= deadline:
+            return False
+        await self._sleep(soonest)
+        return True
 
     def _start_attempt(
         self, route: RouteRequest, tried: set[str], last_error: BackendError | None
@@ -243,6 +262,24 @@ class Router:
     def _candidates(
         self, route: RouteRequest, now: float, tried: set[str] | frozenset[str], *, retrying: bool
     ) -> list[Replica]:
+        matching = self._matching(route, retrying=retrying)
+        candidates = [r for r in matching if r.id not in tried and r.routable(now)]
+        if candidates or retrying:
+            return candidates
+        retry_after = _soonest(matching, now)
+        if route.preference.chips:
+            raise PreferenceUnsatisfiable(
+                f"no replica of {route.model!r} on {', '.join(route.preference.chips)} can take a request now",
+                status=503,
+                retry_after=retry_after,
+            )
+        raise NoReplicaAvailable(
+            f"no replica of {route.model!r} can take a request now", retry_after=retry_after
+        )
+
+    def _matching(self, route: RouteRequest, *, retrying: bool) -> list[Replica]:
+        """The model's replicas on the preferred chips with the capabilities the request needs,
+        routable or not; raises when there are none to begin with (unless ``retrying``)."""
         replicas = self.registry.for_model(route.model)
         if not replicas:
             if retrying:
@@ -264,19 +301,7 @@ class Router:
         if route.needs:
             # the plan checked that some replica of the model has them
             matching = [r for r in matching if r.backend.capabilities.covers(route.needs)]
-        candidates = [r for r in matching if r.id not in tried and r.routable(now)]
-        if candidates or retrying:
-            return candidates
-        retry_after = _soonest(matching, now)
-        if chips:
-            raise PreferenceUnsatisfiable(
-                f"no replica of {route.model!r} on {', '.join(chips)} can take a request now",
-                status=503,
-                retry_after=retry_after,
-            )
-        raise NoReplicaAvailable(
-            f"no replica of {route.model!r} can take a request now", retry_after=retry_after
-        )
+        return matching
 
 
 def _overflow(decision: Decision) -> Decision:

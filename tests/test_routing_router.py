@@ -41,16 +41,28 @@ class RecordingObserver:
         self.unserved_models.append(model)
 
 
-def build(*replicas, clock=None, observer=None, **config):
+def build(*replicas, clock=None, observer=None, sleep=None, **config):
     clock = clock or FakeClock()
     router = Router(
         ReplicaRegistry(list(replicas)),
         round_robin(SLO()),
         RoutingConfig(**config),
         clock=clock,
+        sleep=sleep or asyncio.sleep,
         observer=observer,
     )
     return router
+
+
+class Waits:
+    """The router's sleep on a fake clock: records each wait and moves the clock by it."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock, self.seconds = clock, []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        self.clock.advance(seconds)
 
 
 def route(**kw) -> RouteRequest:
@@ -109,6 +121,45 @@ async def test_all_replicas_down_raises_no_replica_available_at_once_with_retry_
         await build(a, b, clock=clock).generate(request(), route())
     assert caught.value.retry_after == pytest.approx(3.0)
     assert a.backend.calls == b.backend.calls == 0
+
+
+@pytest.mark.parametrize("unroutable_for", ["breaker", "busy"])
+async def test_a_request_that_failed_waits_for_the_soonest_untried_replica_within_its_deadline(unroutable_for):
+    clock = FakeClock()
+    a = make_replica("a", backend=ScriptedBackend([ReplicaUnavailable("engine dead")]), clock=clock)
+    b = make_replica("b", clock=clock, breaker_failures=1, cooldown_s=2)
+    c = make_replica("c", clock=clock, breaker_failures=1, cooldown_s=5)
+    if unroutable_for == "breaker":  # b and c failed moments ago: both cool down
+        b.breaker.record_failure()
+        c.breaker.record_failure()
+    else:  # both answered 429 with a Retry-After
+        b.busy_until, c.busy_until = clock.now + 2, clock.now + 5
+    waits = Waits(clock)
+    routed = await build(a, b, c, clock=clock, sleep=waits).generate(request(), route())
+    assert (routed.replica, routed.attempts, waits.seconds) == (b, 2, [2.0])
+    assert c.backend.calls == 0
+
+
+async def test_a_request_that_failed_is_not_held_for_a_replica_that_comes_back_after_its_deadline():
+    clock = FakeClock()
+    a = make_replica("a", backend=ScriptedBackend([ReplicaUnavailable("engine dead")]), clock=clock)
+    b = make_replica("b", clock=clock, breaker_failures=1, cooldown_s=31)
+    b.breaker.record_failure()
+    waits = Waits(clock)
+    with pytest.raises(ReplicaUnavailable, match="engine dead"):
+        await build(a, b, clock=clock, sleep=waits, deadline_s=30).generate(request(), route())
+    assert waits.seconds == [] and b.backend.calls == 0
+
+
+async def test_a_request_that_failed_does_not_wait_for_replicas_already_tried_or_stopped():
+    clock = FakeClock()
+    a = make_replica("a", backend=ScriptedBackend(default=ReplicaUnavailable("down")), clock=clock, breaker_failures=1)
+    b = make_replica("b", clock=clock)
+    b.state = ReplicaState.DRAINING
+    waits = Waits(clock)
+    with pytest.raises(ReplicaUnavailable):
+        await build(a, b, clock=clock, sleep=waits).generate(request(), route())
+    assert waits.seconds == [] and a.backend.calls == 1
 
 
 async def test_draining_replicas_are_not_routable_and_give_no_retry_hint():
