@@ -21,7 +21,7 @@ tokenized in a small thread pool (tokenizers release the GIL), never on the loop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -140,13 +140,21 @@ class TokenAccounting:
     """The gateway's token numbers: a counter per model, prompt estimates and bounds, stream meters.
 
     ``tokenizers`` maps a model name to its own tokenizer's path; other models are
-    estimated with cl100k. Counters are built on first use.
+    estimated with cl100k. ``load`` builds the counters before the first request
+    (a tokenizer takes from 0.1 s to seconds to load: not on a request, not on
+    the event loop); one for a model it was not given is built on first use.
     """
 
     def __init__(self, tokenizers: Mapping[str, str] | None = None, *, threads: int = 2) -> None:
         self._paths = dict(tokenizers or {})
         self._counters: dict[str | None, TokenCounter] = {}
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenize")
+
+    async def load(self, models: Iterable[str]) -> None:
+        """Build the counters ``models`` use, in a worker thread."""
+        loop = asyncio.get_running_loop()
+        for path in {self._paths.get(model) for model in models} - self._counters.keys():
+            self._counters[path] = await loop.run_in_executor(self._pool, TokenCounter, path)
 
     def counter(self, model: str) -> TokenCounter:
         path = self._paths.get(model)

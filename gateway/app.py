@@ -170,6 +170,7 @@ async def build_gateway(config: GatewayConfig) -> Gateway:
 
 
 async def start(gw: Gateway) -> None:
+    await gw.accounting.load(m.name for m in gw.config.models)
     await gw.db.checkpoints.start()
     await gw.lifecycle.start_static()
     await gw.health.start()

@@ -102,6 +102,25 @@ async def test_huge_prompts_are_tokenized_off_the_event_loop(accounting, monkeyp
     assert threads == [False, True]
 
 
+async def test_counters_are_loaded_off_the_event_loop_before_the_first_request(monkeypatch):
+    built: list[tuple[str | None, bool]] = []
+
+    class Recorded(TokenCounter):
+        def __init__(self, tokenizer_path: str | None = None) -> None:
+            built.append((tokenizer_path, threading.current_thread() is threading.main_thread()))
+            super().__init__(None)  # cl100k: the test needs no model directory
+
+    monkeypatch.setattr("billing.tokens.TokenCounter", Recorded)
+    accounting = TokenAccounting({"own": "/models/own"})
+    await accounting.load(["own", "a", "b"])
+    assert sorted(built, key=str) == [("/models/own", False), (None, False)]  # one per tokenizer, in a worker
+    before = list(built)
+    await accounting.prompt("own", PromptText(("hello",)))
+    await accounting.prompt("b", PromptText(("hello",)))
+    assert built == before  # the first requests build nothing
+    accounting.close()
+
+
 def test_every_field_that_becomes_prompt_tokens_is_counted():
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
