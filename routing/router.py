@@ -240,8 +240,9 @@ class Router:
                     self._observer.unserved(route.model)
                 raise
             return _overflow(self.policy.choose(standby, route, now))
-        if not candidates:
-            return None
+        if not candidates:  # retrying, every active replica tried or unroutable: a warm standby fails over too
+            standby = self._standby(route, now, tried)
+            return _overflow(self.policy.choose(standby, route, now)) if standby else None
         decision = self.policy.choose(candidates, route, now)
         if decision.reason.startswith("slo unmet"):
             # no active replica meets the SLO: a warm standby takes the overflow, if one is ready

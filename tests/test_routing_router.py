@@ -387,6 +387,18 @@ async def test_a_warm_standby_takes_requests_when_no_active_replica_is_left():
     assert observer.decisions[-1][2] == "standby overflow"
 
 
+async def test_a_request_that_failed_on_the_last_active_replica_fails_over_to_a_warm_standby():
+    clock = FakeClock()
+    active = make_replica("a", backend=ScriptedBackend([ReplicaUnavailable("engine dead")]), clock=clock)
+    standby = make_replica("s", clock=clock)
+    standby.state = ReplicaState.STANDBY
+    observer = RecordingObserver()
+    waits = Waits(clock)
+    routed = await build(active, standby, clock=clock, observer=observer, sleep=waits).generate(request(), route())
+    assert (routed.replica, routed.attempts, waits.seconds) == (standby, 2, [])
+    assert [(d[1], d[2]) for d in observer.decisions][-1] == ("s", "standby overflow")
+
+
 async def test_a_model_with_nothing_running_is_refused_and_the_fleet_is_told():
     stopped = make_replica("a")
     stopped.state = ReplicaState.STOPPED
