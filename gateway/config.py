@@ -69,6 +69,14 @@ class ModelConfig(_Strict):
     #: the model's context window, used to bound max_tokens when known
     max_model_len: int | None = Field(default=None, gt=0)
 
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer_is_a_directory(cls, path: str | None) -> str | None:
+        # loaded when the gateway starts: a wrong path fails here, in one line, not in a traceback there
+        if path is not None and not Path(path).expanduser().is_dir():
+            raise ValueError(f"no tokenizer directory at {path!r} (a local Hugging Face tokenizer directory)")
+        return path
+
 
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, localhost)."""

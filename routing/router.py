@@ -202,8 +202,8 @@ class Router:
     def _start_attempt(
         self, route: RouteRequest, tried: set[str], last_error: BackendError | None
     ) -> Attempt | None:
-        """Choose a replica and count the request on it; None when no untried
-        replica is left after a failure (the caller re-raises that failure)."""
+        """Choose a replica and count the request on it; None when no untried replica
+        is routable now after a failure (the caller waits for one, or re-raises that failure)."""
         now = self._clock()
         decision = self.choose(route, now, tried, retrying=last_error is not None)
         if decision is None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from backends.base import GenerationRequest
 from backends.sim_text import count_tokens, render_chat
 from billing.tokens import INLINE_CHARS, PromptText, StreamMeter, TokenAccounting, TokenCounter
+from gateway.config import ConfigError, parse_config
 from gateway.prompt_text import prompt_text, tool_call_text
 
 MODEL = "m"
@@ -119,6 +120,16 @@ async def test_counters_are_loaded_off_the_event_loop_before_the_first_request(m
     await accounting.prompt("b", PromptText(("hello",)))
     assert built == before  # the first requests build nothing
     accounting.close()
+
+
+def test_a_tokenizer_that_is_not_a_directory_is_a_config_error_naming_the_field(tmp_path):
+    model = {"name": "m", "tokenizer": str(tmp_path / "missing")}
+    config = {"models": [model], "replicas": [{"id": "r", "model": "m", "backend": "simulated", "chip": "nvidia-l4"}]}
+    with pytest.raises(ConfigError) as failure:
+        parse_config(config, env={})
+    assert f"models.0.tokenizer: Value error, no tokenizer directory at '{tmp_path / 'missing'}'" in str(failure.value)
+    (tmp_path / "missing").mkdir()
+    assert parse_config(config, env={}).models[0].tokenizer == str(tmp_path / "missing")
 
 
 def test_every_field_that_becomes_prompt_tokens_is_counted():
