@@ -21,9 +21,12 @@ tokenized in a small thread pool (tokenizers release the GIL), never on the loop
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+log = logging.getLogger("maas.billing.tokens")
 
 #: per-message formatting tokens (role markers, separators) in the estimate, as OpenAI documents them
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -154,13 +157,13 @@ class TokenAccounting:
         """Build the counters ``models`` use, in a worker thread."""
         loop = asyncio.get_running_loop()
         for path in {self._paths.get(model) for model in models} - self._counters.keys():
-            self._counters[path] = await loop.run_in_executor(self._pool, TokenCounter, path)
+            self._counters[path] = await loop.run_in_executor(self._pool, _counter_for, path)
 
     def counter(self, model: str) -> TokenCounter:
         path = self._paths.get(model)
         counter = self._counters.get(path)
         if counter is None:
-            counter = self._counters[path] = TokenCounter(path)
+            counter = self._counters[path] = _counter_for(path)
         return counter
 
     async def prompt(self, model: str, prompt: PromptText) -> PromptTokens:
@@ -195,3 +198,16 @@ class TokenAccounting:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _counter_for(path: str | None) -> TokenCounter:
+    """A model's own tokenizer, or cl100k when it does not load: a model directory that is
+    broken leaves its replicas down, not the gateway, and the bound stays an upper bound
+    (a cl100k counter bounds by UTF-8 bytes)."""
+    if path is not None:
+        try:
+            return TokenCounter(path)
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, ...: any failure to load
+            log.warning("tokenizer %s did not load (%s); its models' prompts are estimated with cl100k", path,
+                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+    return TokenCounter(None)

@@ -122,6 +122,18 @@ async def test_counters_are_loaded_off_the_event_loop_before_the_first_request(m
     accounting.close()
 
 
+async def test_a_tokenizer_that_does_not_load_falls_back_to_the_byte_bound_and_says_so(tmp_path, caplog):
+    accounting = TokenAccounting({"broken": str(tmp_path)})  # a directory with no tokenizer in it
+    await accounting.load(["broken"])  # the gateway starts: the model's replicas may be down, not it
+    assert f"tokenizer {tmp_path} did not load" in caplog.text
+    counter = accounting.counter("broken")
+    assert not counter.exact and counter.name == "tiktoken:cl100k_base"
+    text = "žluťoučký kůň " * 50
+    bound = (await accounting.prompt("broken", PromptText((text,)))).bound
+    assert bound >= len(text.encode())  # no exact count: bounded by its bytes
+    accounting.close()
+
+
 def test_a_tokenizer_that_is_not_a_directory_is_a_config_error_naming_the_field(tmp_path):
     model = {"name": "m", "tokenizer": str(tmp_path / "missing")}
     config = {"models": [model], "replicas": [{"id": "r", "model": "m", "backend": "simulated", "chip": "nvidia-l4"}]}
