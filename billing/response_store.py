@@ -67,14 +67,20 @@ class ResponseStore:
         row = await self._store.fetchrow(
             f"SELECT {_COLUMNS} FROM stored_responses WHERE id = ? AND tenant = ?", response_id, tenant
         )
-        return None if row is None else _stored(row)
+        if row is None:
+            return None
+        return StoredResponse(
+            id=row[0], tenant=row[1], key_id=row[2], model=row[3], created_at=float(row[4]),
+            response=orjson.loads(row[5]), input_items=orjson.loads(row[6]), context_items=orjson.loads(row[7]),
+        )
 
     async def page(
         self, tenant: str, *, limit: int, after: str | None = None, ascending: bool = False
-    ) -> tuple[list[StoredResponse], bool] | None:
-        """Up to ``limit`` of the tenant's responses by creation (newest first unless ``ascending``),
-        those after the response ``after``, and whether more follow; None when ``after`` is not
-        one of the tenant's responses."""
+    ) -> tuple[list[dict[str, Any]], bool] | None:
+        """Up to ``limit`` of the tenant's response objects by creation (newest first unless
+        ``ascending``), those after the response ``after``, and whether more follow; None when
+        ``after`` is not one of the tenant's responses. Only the objects are read: a row's
+        conversation (input and context items) can be far larger and a list does not show it."""
         since: tuple[float, str] | None = None
         if after is not None:
             row = await self._store.fetchrow(
@@ -89,10 +95,10 @@ class ResponseStore:
             where += f" AND (created_at {beyond} ? OR (created_at = ? AND id {beyond} ?))"
             args += [since[0], since[0], since[1]]
         rows = await self._store.fetch(
-            f"SELECT {_COLUMNS} FROM stored_responses WHERE {where} "
+            f"SELECT response FROM stored_responses WHERE {where} "
             f"ORDER BY created_at {order}, id {order} LIMIT ?", *args, limit + 1,
         )
-        return [_stored(row) for row in rows[:limit]], len(rows) > limit
+        return [orjson.loads(row[0]) for row in rows[:limit]], len(rows) > limit
 
     async def delete(self, tenant: str, response_id: str) -> bool:
         """Delete the tenant's response; False when there was none."""
@@ -101,9 +107,3 @@ class ResponseStore:
         )
         return changed > 0
 
-
-def _stored(row: Any) -> StoredResponse:
-    return StoredResponse(
-        id=row[0], tenant=row[1], key_id=row[2], model=row[3], created_at=float(row[4]),
-        response=orjson.loads(row[5]), input_items=orjson.loads(row[6]), context_items=orjson.loads(row[7]),
-    )

@@ -170,8 +170,7 @@ async def list_responses(x: Exchange, gw: Gateway) -> Reply:
     found = await gw.db.responses.page(key.tenant, limit=limit, after=after, ascending=ascending)
     if found is None:
         raise errors.bad_request(f"'after' names no stored response of yours: {after!r}.", param="after")
-    stored, has_more = found
-    return _list([s.response for s in stored], has_more)
+    return _list(*found)
 
 
 async def list_input_items(x: Exchange, gw: Gateway) -> Reply:

@@ -70,13 +70,13 @@ async def test_a_tenant_pages_through_its_own_responses_newest_first(db):
     await responses.save("globex", None, _response("resp_other", "theirs"), [_user("q")], [])
 
     first, more = await responses.page("acme", limit=2)
-    assert [s.id for s in first] == ["resp_p3", "resp_p1"] and more  # stored in the same instant: by id
+    assert [r["id"] for r in first] == ["resp_p3", "resp_p1"] and more  # stored in the same instant: by id
     rest, more = await responses.page("acme", limit=2, after="resp_p1")
-    assert [s.id for s in rest] == ["resp_p2", "resp_p0"] and not more
+    assert [r["id"] for r in rest] == ["resp_p2", "resp_p0"] and not more
     oldest_first, more = await responses.page("acme", limit=10, ascending=True)
-    assert [s.id for s in oldest_first] == ["resp_p0", "resp_p2", "resp_p1", "resp_p3"] and not more
-    assert oldest_first[0].response["output"][0]["content"][0]["text"] == "0"
+    assert [r["id"] for r in oldest_first] == ["resp_p0", "resp_p2", "resp_p1", "resp_p3"] and not more
+    assert oldest_first[0]["output"][0]["content"][0]["text"] == "0"
     # a cursor must be one of the tenant's own responses
     assert await responses.page("acme", limit=2, after="resp_other") is None
     assert await responses.page("acme", limit=2, after="resp_unknown") is None
-    assert [s.id for s in (await responses.page("globex", limit=5))[0]] == ["resp_other"]
+    assert [r["id"] for r in (await responses.page("globex", limit=5))[0]] == ["resp_other"]
