@@ -234,22 +234,27 @@ class Router:
         try:
             candidates = self._candidates(route, now, tried, retrying=retrying)
         except NoReplicaAvailable:
-            standby = self._standby(route, now, tried)
-            if not standby:
+            overflow = self._to_standby(route, now, tried)
+            if overflow is None:
                 if self._observer is not None:
                     self._observer.unserved(route.model)
                 raise
-            return _overflow(self.policy.choose(standby, route, now))
+            return overflow
         if not candidates:  # retrying, every active replica tried or unroutable: a warm standby fails over too
-            standby = self._standby(route, now, tried)
-            return _overflow(self.policy.choose(standby, route, now)) if standby else None
+            return self._to_standby(route, now, tried)
         decision = self.policy.choose(candidates, route, now)
         if decision.reason.startswith("slo unmet"):
             # no active replica meets the SLO: a warm standby takes the overflow, if one is ready
-            standby = self._standby(route, now, tried)
-            if standby:
-                return _overflow(self.policy.choose(standby, route, now))
+            return self._to_standby(route, now, tried) or decision
         return decision
+
+    def _to_standby(self, route: RouteRequest, now: float, tried: set[str] | frozenset[str]) -> Decision | None:
+        """The decision to send ``route`` to a warm standby (overflow); None when none is ready."""
+        standby = self._standby(route, now, tried)
+        if not standby:
+            return None
+        decision = self.policy.choose(standby, route, now)
+        return Decision(decision.replica, "standby overflow", decision.predicted_ttft_s, decision.predicted_tpot_s)
 
     def _standby(self, route: RouteRequest, now: float, tried: set[str] | frozenset[str]) -> list[Replica]:
         chips = route.preference.chips
@@ -303,10 +308,6 @@ class Router:
             # the plan checked that some replica of the model has them
             matching = [r for r in matching if r.backend.capabilities.covers(route.needs)]
         return matching
-
-
-def _overflow(decision: Decision) -> Decision:
-    return Decision(decision.replica, "standby overflow", decision.predicted_ttft_s, decision.predicted_tpot_s)
 
 
 def _soonest(replicas: list[Replica], now: float) -> float | None:
